@@ -1,0 +1,30 @@
+"""Lazily created AWS clients, one per process: nothing is built at import time."""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from maip_events.settings import get_settings
+
+
+@lru_cache(maxsize=None)
+def client(service: str) -> Any:
+    import boto3  # imported on first use: keeps handler import (cold start) cheap
+    from botocore.config import Config
+
+    settings = get_settings()
+    endpoint = settings.dynamodb_endpoint if service in ("dynamodb", "dynamodbstreams", "sqs", "s3") else None
+    return boto3.session.Session().client(
+        service,
+        region_name=settings.region,
+        endpoint_url=endpoint,
+        config=Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=3, read_timeout=10),
+    )
+
+
+def dynamodb() -> Any:
+    return client("dynamodb")
+
+
+def reset() -> None:
+    client.cache_clear()
