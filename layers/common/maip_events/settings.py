@@ -6,6 +6,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 
+# Table env vars of template.yaml's Globals and their names when not deployed (local stack, tests).
+TABLE_DEFAULTS = {
+    "MAIP_EVENTS_TABLE": "maip-events",
+    "MAIP_KEYS_TABLE": "maip-api-keys",
+}
+
+
 @dataclass(frozen=True)
 class Settings:
     region: str
@@ -30,8 +37,8 @@ def get_settings() -> Settings:
     return Settings(
         region=_env("AWS_REGION") or _env("AWS_DEFAULT_REGION") or "us-east-1",
         dynamodb_endpoint=_env("MAIP_DYNAMODB_ENDPOINT"),
-        events_table=_env("MAIP_EVENTS_TABLE", "maip-events"),
-        keys_table=_env("MAIP_KEYS_TABLE", "maip-api-keys"),
+        events_table=_env("MAIP_EVENTS_TABLE", TABLE_DEFAULTS["MAIP_EVENTS_TABLE"]),
+        keys_table=_env("MAIP_KEYS_TABLE", TABLE_DEFAULTS["MAIP_KEYS_TABLE"]),
         jwt_secret=_env("MAIP_JWT_SECRET"),
         jwt_jwks_url=_env("MAIP_JWT_JWKS_URL"),
         jwt_issuer=_env("MAIP_JWT_ISSUER"),

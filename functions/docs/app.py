@@ -1,0 +1,12 @@
+"""GET /v1/openapi.json and GET /v1/docs: the OpenAPI document of every route, and Swagger UI."""
+from aws_lambda_powertools.logging import correlation_paths
+
+from maip_events.api import all_routers, create_app
+from maip_events.api.app import logger
+
+app = create_app(*all_routers(), docs=True)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+def lambda_handler(event, context):
+    return app.resolve(event, context)

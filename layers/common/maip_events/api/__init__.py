@@ -1,0 +1,12 @@
+"""HTTP API: the resolver factory, error mapping to the contract's JSON, and one router per resource."""
+from maip_events.api.app import create_app
+
+
+def all_routers() -> list:
+    """Every router, for the OpenAPI document (each function itself includes only its own router)."""
+    from maip_events.api import events
+
+    return [events.router]
+
+
+__all__ = ["all_routers", "create_app"]

@@ -1,0 +1,51 @@
+"""/v1/observability/events: emit (events:write) and list (events:read)."""
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+
+from maip_events import events
+from maip_events.api.app import current_principal, json_response, reject_unknown_query
+from maip_events.models.errors import error_responses
+from maip_events.models.events import EmitEventRequest, EventCreated, EventPage, EventType
+
+router = Router()
+
+LIST_PARAMS = {"agent_id", "event_type", "from", "to", "limit", "offset", "next_token"}
+
+
+@router.post(
+    "/v1/observability/events",
+    summary="Emit an event",
+    description="Stores one event for the caller's tenant; it is then listed, delivered to webhooks and exported.",
+    tags=["Events"],
+    responses={201: {"description": "Event stored", "content": {"application/json": {"model": EventCreated}}}, **error_responses(413, 415)},
+)
+def emit_event(body: Annotated[EmitEventRequest, Body()]):
+    principal = current_principal("events:write")
+    event = events.emit_event(principal.tenant_id, body)
+    return json_response(201, event.created_response())
+
+
+@router.get(
+    "/v1/observability/events",
+    summary="List events",
+    description="Newest first. `total` counts every match; continue with `next_token` or `offset`.",
+    tags=["Events"],
+    responses={200: {"description": "A page of events", "content": {"application/json": {"model": EventPage}}}, **error_responses()},
+)
+def list_events(
+    agent_id: Annotated[Optional[str], Query(min_length=1, max_length=256, description="Only this agent's events")] = None,
+    event_type: Annotated[Optional[EventType], Query(description="Only this event type")] = None,
+    time_from: Annotated[Optional[str], Query(alias="from", max_length=64, description="Inclusive start, ISO 8601 (UTC if no offset)")] = None,
+    time_to: Annotated[Optional[str], Query(alias="to", max_length=64, description="Inclusive end, ISO 8601 (UTC if no offset)")] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="Page size")] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="Events to skip")] = 0,
+    next_token: Annotated[Optional[str], Query(max_length=4096, description="Cursor from a previous page")] = None,
+):
+    principal = current_principal("events:read")
+    reject_unknown_query(LIST_PARAMS)
+    flt = events.event_filter(principal.tenant_id, agent_id, event_type, time_from, time_to)
+    return json_response(200, events.list_events(flt, limit, offset, next_token))

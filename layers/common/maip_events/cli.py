@@ -1,0 +1,126 @@
+"""`maip-events`: the local stack and the operator commands (API keys, webhooks)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Callable
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], Any]] = {}
+
+
+def command(name: str) -> Callable:
+    def register(func: Callable) -> Callable:
+        COMMANDS[name] = func
+        return func
+
+    return register
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print exactly one JSON document on stdout")
+    parser.add_argument(
+        "--dynamodb-endpoint",
+        default=os.environ.get("MAIP_DYNAMODB_ENDPOINT"),
+        help="DynamoDB endpoint (env MAIP_DYNAMODB_ENDPOINT); absent = the normal AWS credential chain",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="maip-events", description="MAIP Events: local stack and operator commands")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the Docker-less local stack")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=3000)
+    serve.add_argument("--dynamodb-port", type=int, default=8000)
+    _common(serve)
+
+    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="action", required=True)
+    create = keys.add_parser("create", help="create an API key (the secret is shown once)")
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--scopes", required=True, help="comma-separated, e.g. events:write,events:read or *")
+    create.add_argument("--name")
+    listing = keys.add_parser("list", help="list a tenant's keys (never the secrets)")
+    listing.add_argument("--tenant", required=True)
+    revoke = keys.add_parser("revoke", help="revoke a key at once")
+    revoke.add_argument("key_id")
+    for p in (create, listing, revoke):
+        _common(p)
+    return parser
+
+
+def _fail(args: argparse.Namespace, message: str, code: int = 1) -> int:
+    if getattr(args, "json", False):
+        print(json.dumps({"error": {"code": "invalid_request" if code == 2 else "failed", "message": message}}))
+    else:
+        print(f"maip-events: {message}", file=sys.stderr)
+    return code
+
+
+def _print(args: argparse.Namespace, document: Any, text: str) -> None:
+    print(json.dumps(document, ensure_ascii=False) if args.json else text)
+
+
+@command("keys create")
+def keys_create(args: argparse.Namespace) -> Any:
+    from maip_events.auth.keys import create_api_key
+
+    key = create_api_key(args.tenant, args.scopes.split(","), args.name)
+    _print(args, key, f"key_id:  {key['key_id']}\napi_key: {key['api_key']}   (shown once: store it now)\n"
+                      f"tenant:  {key['tenant_id']}\nscopes:  {','.join(key['scopes'])}")
+
+
+@command("keys list")
+def keys_list(args: argparse.Namespace) -> Any:
+    from maip_events.auth import validate_tenant_id
+    from maip_events.auth.keys import list_api_keys
+
+    validate_tenant_id(args.tenant)
+    keys = list_api_keys(args.tenant)
+    lines = [f"{k['key_id']}  {','.join(k['scopes'])}  {'revoked ' + k['revoked_at'] if k['revoked_at'] else 'active'}  {k['name'] or ''}" for k in keys]
+    _print(args, {"items": keys}, "\n".join(lines) or "no keys")
+
+
+@command("keys revoke")
+def keys_revoke(args: argparse.Namespace) -> Any:
+    from maip_events.auth.keys import revoke_api_key
+
+    key = revoke_api_key(args.key_id)
+    if key is None:
+        return _fail(args, f"no key {args.key_id}", 1)
+    _print(args, key, f"revoked {key['key_id']} at {key['revoked_at']}")
+
+
+@command("serve")
+def serve(args: argparse.Namespace) -> Any:
+    from maip_events.local.server import serve as run
+
+    run(args.host, args.port, args.dynamodb_port, args.json)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.dynamodb_endpoint and args.command != "serve":
+        os.environ["MAIP_DYNAMODB_ENDPOINT"] = args.dynamodb_endpoint
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            os.environ.setdefault(name, "testing")  # the embedded DynamoDB accepts any credentials
+    name = " ".join(filter(None, [args.command, getattr(args, "action", None)]))
+    from maip_events.errors import ApiError
+
+    try:
+        result = COMMANDS[name](args)
+    except ApiError as err:
+        return _fail(args, err.message, 2)
+    except ValueError as err:
+        return _fail(args, str(err), 2)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:  # AWS/network failures: one clear line, no traceback
+        return _fail(args, f"{type(err).__name__}: {err}", 1)
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

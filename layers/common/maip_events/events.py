@@ -1,0 +1,75 @@
+"""Event logic between the HTTP layer and the store: emit one event, list a page."""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from maip_events.errors import InvalidRequest, PayloadTooLarge
+from maip_events.ids import new_event_id, parse_time
+from maip_events.models.events import METADATA_MAX_BYTES, EmitEventRequest, StoredEvent
+from maip_events.store.events import EventFilter, EventStore, Page
+
+RETENTION_DAYS_DEFAULT = 365
+
+
+def serialize_metadata(metadata: dict | None) -> str:
+    """Canonical JSON text of the metadata; numbers keep their exact value (floats by shortest repr)."""
+    text = json.dumps(metadata or {}, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    if len(text.encode("utf-8", "surrogatepass")) > METADATA_MAX_BYTES:
+        raise PayloadTooLarge(
+            f"metadata exceeds {METADATA_MAX_BYTES} bytes when serialized.",
+            details=[{"field": "metadata", "issue": f"at most {METADATA_MAX_BYTES} bytes"}],
+        )
+    return text
+
+
+def build_event(tenant_id: str, request: EmitEventRequest, now: datetime | None = None) -> StoredEvent:
+    event_id, created_at = new_event_id(now)
+    created = parse_time(created_at)
+    return StoredEvent(
+        tenant_id=tenant_id,
+        event_id=event_id,
+        event_type=request.event_type,
+        agent_id=request.agent_id,
+        resource_id=request.resource_id,
+        severity=request.severity,
+        created_at=created_at,
+        payload_json=serialize_metadata(request.metadata),
+        expires_at=int(created.timestamp()) + RETENTION_DAYS_DEFAULT * 86400,
+    )
+
+
+def emit_event(tenant_id: str, request: EmitEventRequest, store: EventStore | None = None) -> StoredEvent:
+    event = build_event(tenant_id, request)
+    (store or EventStore()).put(event)
+    return event
+
+
+def _parse_bound(name: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_time(value)
+    except ValueError:
+        raise InvalidRequest(
+            f"`{name}` must be an ISO 8601 date-time, e.g. 2026-11-23T07:00:00Z.",
+            details=[{"field": name, "issue": "not an ISO 8601 date-time"}],
+        ) from None
+
+
+def event_filter(tenant_id: str, agent_id: str | None, event_type: str | None, time_from: str | None, time_to: str | None) -> EventFilter:
+    start, end = _parse_bound("from", time_from), _parse_bound("to", time_to)
+    if start and end and start > end:
+        raise InvalidRequest("`from` must not be after `to`.", details=[{"field": "from", "issue": "after `to`"}])
+    return EventFilter(tenant_id=tenant_id, agent_id=agent_id, event_type=event_type, time_from=start, time_to=end)
+
+
+def list_events(flt: EventFilter, limit: int, offset: int, next_token: str | None, store: EventStore | None = None) -> dict:
+    page: Page = (store or EventStore()).page(flt, limit=limit, offset=offset, next_token=next_token)
+    return {
+        "items": [e.list_item() for e in page.events],
+        "total": page.total,
+        "limit": limit,
+        "offset": page.offset,
+        "next_token": page.next_token,
+    }

@@ -1,0 +1,63 @@
+"""Identifiers and timestamps: `maip-evt:<ULID>` ids whose order is creation order, ISO 8601 UTC times."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from ulid import ULID
+
+EVENT_PREFIX = "maip-evt:"
+
+
+def new_ulid(now: datetime | None = None) -> ULID:
+    return ULID.from_datetime(now) if now else ULID()
+
+
+def new_id(prefix: str, now: datetime | None = None) -> str:
+    return f"{prefix}{new_ulid(now)}"
+
+
+def new_event_id(now: datetime | None = None) -> tuple[str, str]:
+    """A fresh event id and its `created_at`, both from one ULID so they can never disagree."""
+    ulid = new_ulid(now)
+    return f"{EVENT_PREFIX}{ulid}", format_time(ulid.datetime)
+
+
+def format_time(moment: datetime) -> str:
+    """UTC ISO 8601 with milliseconds and `Z`, e.g. 2026-11-23T07:36:56.123Z."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def parse_time(text: str) -> datetime:
+    """ISO 8601 date or date-time; no offset means UTC. Raises ValueError when malformed."""
+    if not text or len(text) > 64:
+        raise ValueError("not an ISO 8601 date-time")
+    moment = datetime.fromisoformat(text.strip().replace("z", "Z"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _event_id_at(millis: int, fill: bytes) -> str:
+    millis = min(max(millis, 0), 2**48 - 1)
+    return EVENT_PREFIX + str(ULID.from_bytes(millis.to_bytes(6, "big") + fill * 10))
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def lowest_event_id(moment: datetime) -> str:
+    """The smallest event id created at or after `moment` (ids have millisecond precision: round up)."""
+    return _event_id_at(-(-_micros(moment) // 1000), b"\x00")
+
+
+def highest_event_id(moment: datetime) -> str:
+    """The largest event id created at or before `moment` (round down to the millisecond)."""
+    return _event_id_at(_micros(moment) // 1000, b"\xff")
