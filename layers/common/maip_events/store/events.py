@@ -100,6 +100,21 @@ class EventStore:
             ConditionExpression="attribute_not_exists(event_id)",
         )
 
+    def put_many(self, events: list[StoredEvent]) -> None:
+        """Batch path: BatchWriteItem in chunks of 25, unprocessed items retried with backoff."""
+        import time
+
+        for start in range(0, len(events), 25):
+            requests = [{"PutRequest": {"Item": to_item(e)}} for e in events[start : start + 25]]
+            for attempt in range(8):
+                response = self.client.batch_write_item(RequestItems={self.table: requests})
+                requests = response.get("UnprocessedItems", {}).get(self.table, [])
+                if not requests:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            else:
+                raise RuntimeError(f"{len(requests)} events stayed unprocessed after retries")
+
     def _query_args(self, flt: EventFilter) -> dict[str, Any]:
         index, key_attr, key_value = _index_for(flt)
         low = lowest_event_id(flt.time_from) if flt.time_from else EVENT_PREFIX
