@@ -15,13 +15,14 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from maip_events.auth import Principal, authenticate
+from maip_events.auth import Principal, authenticate, validate_tenant_id
 from maip_events.errors import (
     ApiError,
     Internal,
     InvalidRequest,
     NotFound,
     PayloadTooLarge,
+    Unauthorized,
     UnsupportedMediaType,
     error_response,
 )
@@ -52,8 +53,10 @@ def _json_media_type(content_type: str) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
-def _prepare(event: dict[str, Any]) -> Principal | None:
-    """Checks that precede routing: body decoding, media type, size, then the credential."""
+def _prepare(event: dict[str, Any]) -> None:
+    """Checks that need no I/O and precede routing: body decoding, media type, size, tenant header and the
+    presence of a credential. Verifying the credential waits until the body is valid, so a rejected
+    request costs no DynamoDB call."""
     http = event.get("requestContext", {}).get("http", {})
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     body = event.get("body")
@@ -70,9 +73,18 @@ def _prepare(event: dict[str, Any]) -> Principal | None:
         content_type = headers.get("content-type")
         if content_type is not None and not _json_media_type(content_type):
             raise UnsupportedMediaType(f"Content-Type {content_type!r} is not supported; send application/json.")
-    if event.get("rawPath") in PUBLIC_PATHS:
-        return None
-    return authenticate(headers)
+    if event.get("rawPath") not in PUBLIC_PATHS:
+        validate_tenant_id(headers.get("x-tenant-id"))
+        if not headers.get("x-api-key") and not headers.get("authorization"):
+            raise Unauthorized("Send an X-API-Key header or an Authorization: Bearer token.")
+
+
+def _authenticate(app: "MaipResolver", next_middleware: Callable) -> Response:
+    """Runs after request validation, before the route: verifies the credential (401/403)."""
+    event = _EVENT.get()
+    if event.get("rawPath") not in PUBLIC_PATHS:
+        _PRINCIPAL.set(authenticate({k.lower(): v for k, v in (event.get("headers") or {}).items()}))
+    return next_middleware(app)
 
 
 def _validation_details(errors: Any) -> list[dict[str, Any]]:
@@ -88,12 +100,12 @@ class MaipResolver(APIGatewayHttpResolver):
         request_id = (event.get("requestContext") or {}).get("requestId")
         with _RESOLVE_LOCK:
             try:
-                principal = _prepare(event)
+                _prepare(event)
             except ApiError as err:
                 if err.status >= 500:
                     logger.exception("request failed before routing")
                 return error_response(err, request_id)
-            tokens = _PRINCIPAL.set(principal), _EVENT.set(event)
+            tokens = _PRINCIPAL.set(None), _EVENT.set(event)
             try:
                 self.append_context(request_id=request_id)
                 return super().resolve(event, context)
@@ -130,6 +142,7 @@ def reject_unknown_query(allowed: set[str]) -> None:
 
 def create_app(*routers: Router, docs: bool = False) -> MaipResolver:
     app = MaipResolver(enable_validation=True, json_body_deserializer=_strict_json)
+    app.use(middlewares=[_authenticate])
 
     def request_id() -> str | None:
         return app.context.get("request_id") or (app.current_event.request_context.request_id if app.current_event else None)
