@@ -1,0 +1,42 @@
+"""Loads the real Lambda handlers named in template.yaml, once, and calls them like Lambda does."""
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+import uuid
+from typing import Any, Callable
+
+from maip_events.local.template import Function
+
+_handlers: dict[str, Callable] = {}
+_locks: dict[str, threading.Lock] = {}
+_registry_lock = threading.Lock()
+
+
+class LambdaContext:
+    memory_limit_in_mb = 512
+
+    def __init__(self, function: Function):
+        self.function_name = function.logical_id
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:000000000000:function:{function.logical_id}"
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function.logical_id}"
+        self.log_stream_name = "local"
+        self._deadline = time.monotonic() + function.timeout
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def invoke(function: Function, event: dict[str, Any]) -> Any:
+    """One invocation; a function runs one event at a time, like a single warm Lambda container."""
+    with _registry_lock:
+        if function.logical_id not in _handlers:
+            module = importlib.import_module(function.module)
+            _handlers[function.logical_id] = getattr(module, function.handler)
+            _locks[function.logical_id] = threading.Lock()
+        handler, lock = _handlers[function.logical_id], _locks[function.logical_id]
+    with lock:
+        return handler(event, LambdaContext(function))

@@ -1,0 +1,130 @@
+"""`maip-events serve`: embedded DynamoDB (moto), tables and queues from template.yaml, the gateway and the
+stream poller, plus a ready API key for tenant `demo`."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+from maip_events import settings
+
+log = logging.getLogger("maip_events.local")
+
+
+def _configure_environment(dynamodb_endpoint: str) -> None:
+    os.environ["MAIP_LOCAL"] = "1"
+    os.environ["MAIP_DYNAMODB_ENDPOINT"] = dynamodb_endpoint
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    os.environ["AWS_ACCOUNT_ID_ENDPOINT_MODE"] = "disabled"  # moto streams with recent botocore
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    settings.reset()
+
+
+def create_resources() -> None:
+    """Tables (streams and TTL on) and queues (with their dead-letter redrive) exactly as template.yaml says."""
+    from maip_events import aws
+    from maip_events.local.template import local_name, queue_definitions, table_definitions
+
+    dynamodb = aws.dynamodb()
+    existing = set(dynamodb.list_tables()["TableNames"])
+    for definition in table_definitions():
+        ttl = definition.pop("TimeToLiveSpecification", None)
+        if definition["TableName"] in existing:
+            continue
+        dynamodb.create_table(**definition)
+        if ttl:
+            dynamodb.update_time_to_live(TableName=definition["TableName"], TimeToLiveSpecification=ttl)
+    sqs = aws.client("sqs")
+    queues = queue_definitions()
+    urls = {q["logical_id"]: sqs.create_queue(QueueName=q["QueueName"], Attributes=q["Attributes"])["QueueUrl"] for q in queues}
+    for queue in queues:
+        if queue["dead_letter_target"] in urls:
+            target = sqs.get_queue_attributes(QueueUrl=urls[queue["dead_letter_target"]], AttributeNames=["QueueArn"])
+            policy = {"deadLetterTargetArn": target["Attributes"]["QueueArn"], "maxReceiveCount": queue["max_receive_count"]}
+            sqs.set_queue_attributes(QueueUrl=urls[queue["logical_id"]], Attributes={"RedrivePolicy": json.dumps(policy)})
+    log.debug("created %s", [local_name(q["logical_id"]) for q in queues])
+
+
+def serve(host: str = "127.0.0.1", port: int = 3000, dynamodb_port: int = 8000, as_json: bool = False) -> None:
+    from moto.server import ThreadedMotoServer
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for noisy in ("werkzeug", "botocore", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=dynamodb_port, verbose=False)
+    moto.start()
+    endpoint = f"http://127.0.0.1:{moto._server.server_port}"
+    _configure_environment(endpoint)
+    create_resources()
+
+    from maip_events.auth.keys import create_api_key
+    from maip_events.local.gateway import Gateway
+    from maip_events.local.streams import StreamPoller
+
+    key = create_api_key(tenant_id="demo", scopes=["*"], name="local demo key")
+    gateway = Gateway(host, port, before_route=_rate_limiter())
+    poller = StreamPoller()
+    poller.start()
+    url = f"http://{host}:{gateway.server_address[1]}"
+    _announce(url, endpoint, key, as_json)
+
+    stopping = threading.Event()
+
+    def shutdown(*_: Any) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            threading.Thread(target=gateway.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGINT, shutdown)
+    signal.signal(signal.SIGTERM, shutdown)
+    if hasattr(signal, "SIGUSR1"):  # fault injection for tests: stop or restart the stream poller
+        signal.signal(signal.SIGUSR1, lambda *_: threading.Thread(target=poller.stop, daemon=True).start())
+        signal.signal(signal.SIGUSR2, lambda *_: poller.start())
+    try:
+        gateway.serve_forever(poll_interval=0.2)
+    finally:
+        poller.stop()
+        gateway.server_close()
+        moto.stop()
+
+
+def _rate_limiter() -> Any:
+    try:
+        from maip_events.local.ratelimit import from_environment
+    except ImportError:
+        return None
+    return from_environment()
+
+
+def _announce(url: str, endpoint: str, key: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"url": url, "dynamodb_endpoint": endpoint, "tenant_id": key["tenant_id"],
+                          "api_key": key["api_key"], "key_id": key["key_id"]}), flush=True)
+        return
+    auth = f'-H "X-API-Key: {key["api_key"]}" -H "X-Tenant-ID: demo"'
+    print(f"""
+MAIP Events local stack is up (Ctrl-C to stop)
+
+  API              {url}
+  Swagger UI       {url}/v1/docs
+  Embedded DynamoDB {endpoint}   (tables from template.yaml, streams on)
+  Tenant           demo
+  API key          {key["api_key"]}   (scopes: *)
+
+Try it:
+
+  curl -s -X POST {url}/v1/observability/events {auth} \\
+       -H "Content-Type: application/json" \\
+       -d '{{"event_type":"agent.registered","agent_id":"agent-1","metadata":{{"region":"eu-west-1"}}}}'
+
+  curl -s "{url}/v1/observability/events?limit=10" {auth}
+
+More keys: maip-events keys create --tenant acme --scopes events:write,events:read --dynamodb-endpoint {endpoint}
+""", flush=True)
