@@ -141,7 +141,7 @@ def main() -> None:
     from maip_events.auth.keys import create_api_key
     from maip_events.local.template import table_definitions
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{server._server.server_port}"
     os.environ["MAIP_DYNAMODB_ENDPOINT"] = endpoint
