@@ -48,6 +48,29 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("key_id")
     for p in (create, listing, revoke):
         _common(p)
+
+    webhooks = sub.add_parser("webhooks", help="manage webhook subscriptions").add_subparsers(dest="action", required=True)
+    wh_create = webhooks.add_parser("create", help="subscribe a URL (prints the signing secret)")
+    wh_create.add_argument("--tenant", required=True)
+    wh_create.add_argument("--url", required=True)
+    wh_create.add_argument("--events", default="*", help="comma-separated: catalog types, namespace.* or * (default)")
+    wh_create.add_argument("--description")
+    wh_list = webhooks.add_parser("list", help="list a tenant's webhooks")
+    wh_list.add_argument("--tenant", required=True)
+    wh_delete = webhooks.add_parser("delete", help="delete a webhook; its deliveries stop")
+    wh_delete.add_argument("webhook_id")
+    wh_delete.add_argument("--tenant", help="the owning tenant (looked up when omitted)")
+    for p in (wh_create, wh_list, wh_delete):
+        _common(p)
+
+    tenants = sub.add_parser("tenants", help="per-tenant settings").add_subparsers(dest="action", required=True)
+    retention = tenants.add_parser("set-retention", help="days events stay listed and stored (default 365)")
+    retention.add_argument("--tenant", required=True)
+    retention.add_argument("--days", type=int, required=True)
+    show = tenants.add_parser("show", help="a tenant's settings")
+    show.add_argument("--tenant", required=True)
+    for p in (retention, show):
+        _common(p)
     return parser
 
 
@@ -93,11 +116,80 @@ def keys_revoke(args: argparse.Namespace) -> Any:
     _print(args, key, f"revoked {key['key_id']} at {key['revoked_at']}")
 
 
+@command("webhooks create")
+def webhooks_create(args: argparse.Namespace) -> Any:
+    from maip_events.auth import validate_tenant_id
+    from maip_events.webhooks import subscriptions
+    from maip_events.webhooks.models import CreateWebhookRequest
+
+    validate_tenant_id(args.tenant)
+    request = CreateWebhookRequest(url=args.url, event_types=[e.strip() for e in args.events.split(",") if e.strip()],
+                                   description=args.description)
+    doc = subscriptions.create(args.tenant, request).public(with_secret=True)
+    _print(args, doc, f"id:     {doc['id']}\nurl:    {doc['url']}\nevents: {','.join(doc['event_types'])}\n"
+                      f"secret: {doc['secret']}   (shown once: store it now)")
+
+
+@command("webhooks list")
+def webhooks_list(args: argparse.Namespace) -> Any:
+    from maip_events.auth import validate_tenant_id
+    from maip_events.webhooks import subscriptions
+
+    validate_tenant_id(args.tenant)
+    items = [s.public() for s in subscriptions.list_all(args.tenant)]
+    lines = [f"{w['id']}  {w['status']}  {','.join(w['event_types'])}  {w['url']}" for w in items]
+    _print(args, {"items": items}, "\n".join(lines) or "no webhooks")
+
+
+@command("webhooks delete")
+def webhooks_delete(args: argparse.Namespace) -> Any:
+    from maip_events.store.webhooks import SubscriptionStore
+    from maip_events.webhooks import subscriptions
+
+    tenant = args.tenant or SubscriptionStore().tenant_of(args.webhook_id)
+    if tenant is None:
+        return _fail(args, f"no webhook {args.webhook_id}", 1)
+    from maip_events.errors import NotFound
+
+    try:
+        subscriptions.delete(tenant, args.webhook_id)
+    except NotFound:
+        return _fail(args, f"no webhook {args.webhook_id}", 1)
+    _print(args, {"id": args.webhook_id, "tenant_id": tenant, "deleted": True}, f"deleted {args.webhook_id}")
+
+
+@command("tenants set-retention")
+def tenants_set_retention(args: argparse.Namespace) -> Any:
+    from maip_events.auth import validate_tenant_id
+    from maip_events.store.tenants import TenantSettingsStore
+
+    validate_tenant_id(args.tenant)
+    doc = TenantSettingsStore().set_retention(args.tenant, args.days)
+    _print(args, doc, f"tenant {doc['tenant_id']}: events listed for {doc['retention_days']} days from now on; "
+                      f"new TTLs from {doc['ttl_applies_from']}")
+
+
+@command("tenants show")
+def tenants_show(args: argparse.Namespace) -> Any:
+    from maip_events.auth import validate_tenant_id
+    from maip_events.store.tenants import TenantSettingsStore
+
+    validate_tenant_id(args.tenant)
+    policy = TenantSettingsStore().retention(args.tenant)
+    _print(args, {"tenant_id": args.tenant, "retention_days": policy.days}, f"tenant {args.tenant}: retention {policy.days} days")
+
+
 @command("serve")
 def serve(args: argparse.Namespace) -> Any:
     from maip_events.local.server import serve as run
 
     run(args.host, args.port, args.dynamodb_port, args.json)
+
+
+def _is_loopback(endpoint: str) -> bool:
+    from urllib.parse import urlsplit
+
+    return (urlsplit(endpoint).hostname or "") in ("127.0.0.1", "localhost", "::1")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["MAIP_DYNAMODB_ENDPOINT"] = args.dynamodb_endpoint
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
             os.environ.setdefault(name, "testing")  # the embedded DynamoDB accepts any credentials
+        if _is_loopback(args.dynamodb_endpoint):
+            os.environ.setdefault("MAIP_LOCAL", "1")  # operating the local stack: its loopback webhook targets are fine
     name = " ".join(filter(None, [args.command, getattr(args, "action", None)]))
     from maip_events.errors import ApiError
 

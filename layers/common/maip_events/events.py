@@ -8,8 +8,7 @@ from maip_events.errors import InvalidRequest, PayloadTooLarge
 from maip_events.ids import new_event_id, parse_time
 from maip_events.models.events import METADATA_MAX_BYTES, EmitEventRequest, StoredEvent
 from maip_events.store.events import EventFilter, EventStore, Page
-
-RETENTION_DAYS_DEFAULT = 365
+from maip_events.store.tenants import RETENTION_DAYS_DEFAULT  # the store sets the real TTL from the tenant's retention
 
 
 def serialize_metadata(metadata: dict | None) -> str:

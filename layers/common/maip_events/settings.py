@@ -10,7 +10,23 @@ from functools import lru_cache
 TABLE_DEFAULTS = {
     "MAIP_EVENTS_TABLE": "maip-events",
     "MAIP_KEYS_TABLE": "maip-api-keys",
+    "MAIP_WEBHOOKS_TABLE": "maip-webhooks",
+    "MAIP_DELIVERIES_TABLE": "maip-webhook-deliveries",
+    # Queues: deployed the env holds the queue URL (!Ref), locally the queue name.
+    "MAIP_WEBHOOK_QUEUE": "maip-webhook-deliveries",
+    "MAIP_WEBHOOK_DLQ": "maip-webhook-dead-letters",
+    "MAIP_STREAMS_TABLE": "maip-log-streams",
+    "MAIP_METRICS_TABLE": "maip-metrics",
+    "MAIP_STREAM_RETRY_QUEUE": "maip-stream-retries",
+    "MAIP_STREAM_DLQ": "maip-stream-dead-letters",
+    "MAIP_COUNTERS_TABLE": "maip-event-counters",
+    "MAIP_TENANTS_TABLE": "maip-tenant-settings",
 }
+
+# Seconds between webhook attempts (jittered): 5 s, then minutes to hours, about 3 days in total.
+WEBHOOK_RETRY_SCHEDULE = "5,60,300,1800,7200,18000,36000,43200,43200,43200,43200,43200"
+# Seconds between log-stream batch retries (SQS delay, at most 900 each): 5 s, then minutes, about 4 hours in total.
+STREAM_RETRY_SCHEDULE = "5,30,120,300,600" + ",900" * 14
 
 
 @dataclass(frozen=True)
@@ -25,6 +41,26 @@ class Settings:
     jwt_audience: str | None
     cursor_secret: str
     local: bool  # the Docker-less local stack: loopback webhook targets allowed, http allowed
+    webhooks_table: str
+    deliveries_table: str
+    webhook_queue: str  # URL or (local) name of the delivery queue
+    webhook_dlq: str
+    webhook_retry_schedule: tuple[int, ...]  # MAIP_WEBHOOK_RETRY_SCHEDULE, seconds, comma-separated
+    webhook_timeout: float  # MAIP_WEBHOOK_TIMEOUT, seconds per attempt
+    webhook_disable_after: int  # MAIP_WEBHOOK_DISABLE_AFTER, seconds of continuous failure
+    webhook_concurrency: int  # MAIP_WEBHOOK_CONCURRENCY, parallel POSTs per delivery batch (= the SQS BatchSize)
+    streams_table: str
+    metrics_table: str
+    stream_retry_queue: str  # URL or (local) name of the log-stream retry queue
+    stream_dlq: str
+    stream_retry_schedule: tuple[int, ...]  # MAIP_STREAM_RETRY_SCHEDULE, seconds, comma-separated
+    stream_timeout: float  # MAIP_STREAM_TIMEOUT, seconds per destination request
+    stream_bucket_prefix: str  # MAIP_STREAM_BUCKET_PREFIX: S3 destinations must use buckets named with it (deployed)
+    export_max_bytes: int  # MAIP_EXPORT_MAX_BYTES: NDJSON bytes per export response (Lambda's limit is 6 MB)
+    export_max_events: int  # MAIP_EXPORT_MAX_EVENTS: events per export response
+    counters_table: str
+    tenants_table: str
+    tenant_settings_ttl: float  # MAIP_TENANT_SETTINGS_TTL: seconds a Lambda caches a tenant's retention (0 = read each time)
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -46,6 +82,31 @@ def get_settings() -> Settings:
         # Deployed stacks always pass CursorSecret; the fallback only serves the local stack and tests.
         cursor_secret=_env("MAIP_CURSOR_SECRET", "maip-local-cursor-secret"),
         local=_env("MAIP_LOCAL", "0") == "1",
+        webhooks_table=_env("MAIP_WEBHOOKS_TABLE", TABLE_DEFAULTS["MAIP_WEBHOOKS_TABLE"]),
+        deliveries_table=_env("MAIP_DELIVERIES_TABLE", TABLE_DEFAULTS["MAIP_DELIVERIES_TABLE"]),
+        webhook_queue=_env("MAIP_WEBHOOK_QUEUE", TABLE_DEFAULTS["MAIP_WEBHOOK_QUEUE"]),
+        webhook_dlq=_env("MAIP_WEBHOOK_DLQ", TABLE_DEFAULTS["MAIP_WEBHOOK_DLQ"]),
+        webhook_retry_schedule=tuple(
+            int(float(s)) for s in _env("MAIP_WEBHOOK_RETRY_SCHEDULE", WEBHOOK_RETRY_SCHEDULE).split(",") if s.strip()
+        ),
+        webhook_timeout=float(_env("MAIP_WEBHOOK_TIMEOUT", "10")),
+        webhook_disable_after=int(_env("MAIP_WEBHOOK_DISABLE_AFTER", str(3 * 86400))),
+        webhook_concurrency=int(_env("MAIP_WEBHOOK_CONCURRENCY", "50")),
+        streams_table=_env("MAIP_STREAMS_TABLE", TABLE_DEFAULTS["MAIP_STREAMS_TABLE"]),
+        metrics_table=_env("MAIP_METRICS_TABLE", TABLE_DEFAULTS["MAIP_METRICS_TABLE"]),
+        stream_retry_queue=_env("MAIP_STREAM_RETRY_QUEUE", TABLE_DEFAULTS["MAIP_STREAM_RETRY_QUEUE"]),
+        stream_dlq=_env("MAIP_STREAM_DLQ", TABLE_DEFAULTS["MAIP_STREAM_DLQ"]),
+        stream_retry_schedule=tuple(
+            int(float(s)) for s in _env("MAIP_STREAM_RETRY_SCHEDULE", STREAM_RETRY_SCHEDULE).split(",") if s.strip()
+        ),
+        stream_timeout=float(_env("MAIP_STREAM_TIMEOUT", "10")),
+        stream_bucket_prefix=_env("MAIP_STREAM_BUCKET_PREFIX", ""),
+        export_max_bytes=int(_env("MAIP_EXPORT_MAX_BYTES", str(4 * 1024 * 1024))),
+        export_max_events=int(_env("MAIP_EXPORT_MAX_EVENTS", "20000")),
+        counters_table=_env("MAIP_COUNTERS_TABLE", TABLE_DEFAULTS["MAIP_COUNTERS_TABLE"]),
+        tenants_table=_env("MAIP_TENANTS_TABLE", TABLE_DEFAULTS["MAIP_TENANTS_TABLE"]),
+        # Cached only inside deployed Lambdas; the local stack and tests see a change at once.
+        tenant_settings_ttl=float(_env("MAIP_TENANT_SETTINGS_TTL", "30" if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") and _env("MAIP_LOCAL", "0") != "1" else "0")),
     )
 
 

@@ -1,0 +1,13 @@
+"""/v1/observability/streams[/{id}[/status]]."""
+from aws_lambda_powertools.logging import correlation_paths
+
+from maip_events.api import create_app
+from maip_events.api.app import logger
+from maip_events.api.streams import router
+
+app = create_app(router)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+def lambda_handler(event, context):
+    return app.resolve(event, context)

@@ -1,0 +1,11 @@
+"""Delivery queue -> signed POSTs to webhook receivers, retries and dead-lettering (partial batch responses)."""
+from aws_lambda_powertools import Logger
+
+from maip_events.webhooks.delivery import handle_batch
+
+logger = Logger(service="maip-events")
+
+
+@logger.inject_lambda_context
+def lambda_handler(event, context):
+    return handle_batch(event, context)

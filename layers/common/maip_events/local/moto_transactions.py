@@ -1,0 +1,100 @@
+"""moto's TransactWriteItems deep-copies every touched table per item for rollback: O(table size) per emit.
+
+Every emit is one transaction (event + its count buckets), so on a growing local table that copy dominates.
+`install()` swaps in a two-phase version with the same semantics: check every condition first (nothing
+written if any fails, CancellationReasons as moto reports them), then apply, rolling back only the touched
+items should an apply step fail. Local stack, tests and benches only; never imported by Lambda code.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+_installed = False
+
+
+def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+    from moto.dynamodb.comparisons import get_filter_expression
+    from moto.dynamodb.exceptions import (
+        ConditionalCheckFailed,
+        MultipleTransactionsException,
+        TooManyTransactionsException,
+        TransactionCanceledException,
+        TransactWriteSingleOpException,
+    )
+
+    if len(transact_items) > 100:
+        raise TooManyTransactionsException()
+    seen: set[tuple[str, str]] = set()
+    plan: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
+    errors: list[tuple[Any, Any, Any]] = []
+    for entry in transact_items:  # phase 1: validate and check conditions, write nothing
+        if len(entry) > 1:
+            raise TransactWriteSingleOpException
+        op_type, op = next(iter(entry.items()))
+        if op_type not in {"ConditionCheck", "Put", "Delete", "Update"}:
+            raise ValueError("Unsupported transaction operation")
+        table = self.get_table(op["TableName"])
+        if op_type == "Put":
+            key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
+            if table.range_key_attr is not None:
+                key[table.range_key_attr] = op["Item"][table.range_key_attr]
+        else:
+            key = op["Key"]
+        marker = (op["TableName"], str(dict(sorted(key.items()))))
+        if marker in seen:
+            raise MultipleTransactionsException()
+        seen.add(marker)
+        plan.append((op_type, op["TableName"], key, op))
+        current = self.get_item(op["TableName"], key)
+        condition = op.get("ConditionExpression")
+        if condition is not None and not get_filter_expression(
+            condition, op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+        ).expr(current):
+            old = current.to_json()["Attributes"] if current and op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" else None
+            errors.append(("ConditionalCheckFailed", ConditionalCheckFailed().message, old))
+        else:
+            errors.append((None, None, None))
+    if any(code for code, _, _ in errors):
+        raise TransactionCanceledException(errors)
+
+    snapshots = [(name, key, copy.deepcopy(self.get_item(name, key))) for _, name, key, _ in plan]
+    try:  # phase 2: apply
+        for op_type, name, key, op in plan:
+            names, values = op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+            if op_type == "Put":
+                self.put_item(name, op["Item"], expression_attribute_names=names, expression_attribute_values=values)
+            elif op_type == "Delete":
+                self.delete_item(name, key, expression_attribute_names=names, expression_attribute_values=values)
+            elif op_type == "Update":
+                self.update_item(name, key, update_expression=op["UpdateExpression"],
+                                 expression_attribute_names=names, expression_attribute_values=values)
+    except Exception:
+        for name, key, old in snapshots:
+            table = self.get_table(name)
+            hash_value = key[table.hash_key_attr]
+            from moto.dynamodb.models.dynamo_type import DynamoType
+
+            hash_key = DynamoType(hash_value)
+            if table.range_key_attr is not None:
+                range_key = DynamoType(key[table.range_key_attr])
+                if old is None:
+                    table.items[hash_key].pop(range_key, None)
+                else:
+                    table.items[hash_key][range_key] = old
+            elif old is None:
+                table.items.pop(hash_key, None)
+            else:
+                table.items[hash_key] = old
+        raise
+
+
+def install() -> None:
+    """Patch moto's DynamoDB backend in this process (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    from moto.dynamodb.models import DynamoDBBackend
+
+    DynamoDBBackend.transact_write_items = _transact_write_items
+    _installed = True

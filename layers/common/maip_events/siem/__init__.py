@@ -1,0 +1,1 @@
+"""SIEM integration: OCSF mapping, NDJSON export and log-stream destinations (Splunk HEC, Datadog, HTTPS, S3)."""

@@ -1,0 +1,153 @@
+"""LogStreamsTable: one partition per tenant holding its log-stream destinations, each with its delivery
+status counters (kept on the same item with atomic ADDs). Also the batched event read the retry path needs."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from maip_events import aws
+from maip_events.models.events import StoredEvent
+from maip_events.settings import get_settings
+from maip_events.store.events import from_item
+
+COUNTERS = ("delivered_events", "delivered_batches", "failed_attempts", "retried_batches", "dead_lettered_events")
+
+
+@dataclass
+class LogStream:
+    tenant_id: str
+    stream_id: str
+    type: str
+    config: dict[str, Any]  # destination settings, secrets included (never returned unmasked)
+    event_types: list[str]
+    format: str
+    status: str
+    created_at: str
+    updated_at: str
+    description: str | None = None
+    counters: dict[str, int] = field(default_factory=dict)
+    last_success_at: str | None = None
+    last_error_at: str | None = None
+    last_error: str | None = None
+
+
+def _item(stream: LogStream) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "tenant_id": {"S": stream.tenant_id},
+        "stream_id": {"S": stream.stream_id},
+        "type": {"S": stream.type},
+        "config": {"S": json.dumps(stream.config, separators=(",", ":"))},
+        "event_types": {"L": [{"S": p} for p in stream.event_types]},
+        "format": {"S": stream.format},
+        "status": {"S": stream.status},
+        "created_at": {"S": stream.created_at},
+        "updated_at": {"S": stream.updated_at},
+    }
+    if stream.description is not None:
+        item["description"] = {"S": stream.description}
+    return item
+
+
+def _from(item: dict[str, Any]) -> LogStream:
+    def text(name: str) -> str | None:
+        return item[name]["S"] if name in item else None
+
+    return LogStream(
+        tenant_id=item["tenant_id"]["S"], stream_id=item["stream_id"]["S"], type=item["type"]["S"],
+        config=json.loads(item["config"]["S"]), event_types=[p["S"] for p in item["event_types"]["L"]],
+        format=item["format"]["S"], status=item["status"]["S"], created_at=item["created_at"]["S"],
+        updated_at=item["updated_at"]["S"], description=text("description"),
+        counters={name: int(item[name]["N"]) if name in item else 0 for name in COUNTERS},
+        last_success_at=text("last_success_at"), last_error_at=text("last_error_at"), last_error=text("last_error"),
+    )
+
+
+class StreamStore:
+    def __init__(self, client: Any = None, table: str | None = None):
+        self.client = client or aws.dynamodb()
+        self.table = table or get_settings().streams_table
+
+    def _key(self, tenant_id: str, stream_id: str) -> dict[str, Any]:
+        return {"tenant_id": {"S": tenant_id}, "stream_id": {"S": stream_id}}
+
+    def put(self, stream: LogStream) -> None:
+        self.client.put_item(TableName=self.table, Item=_item(stream), ConditionExpression="attribute_not_exists(stream_id)")
+
+    def update_settings(self, stream: LogStream) -> bool:
+        """Writes the editable attributes only, so concurrent status counter updates are never overwritten."""
+        names = {"#type": "type", "#config": "config", "#event_types": "event_types", "#format": "format",
+                 "#status": "status", "#updated_at": "updated_at", "#description": "description"}
+        item = _item(stream)
+        values = {f":{n[1:]}": item[n[1:]] for n in names if n[1:] in item}
+        sets = ", ".join(f"{n} = :{n[1:]}" for n in names if n[1:] in item)
+        expression = f"SET {sets}" + ("" if "description" in item else " REMOVE #description")
+        try:
+            self.client.update_item(TableName=self.table, Key=self._key(stream.tenant_id, stream.stream_id),
+                                    UpdateExpression=expression, ExpressionAttributeNames=names,
+                                    ExpressionAttributeValues=values, ConditionExpression="attribute_exists(stream_id)")
+            return True
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+
+    def get(self, tenant_id: str, stream_id: str) -> LogStream | None:
+        item = self.client.get_item(TableName=self.table, Key=self._key(tenant_id, stream_id), ConsistentRead=True).get("Item")
+        return _from(item) if item else None
+
+    def by_tenant(self, tenant_id: str) -> list[LogStream]:
+        args: dict[str, Any] = {"TableName": self.table, "KeyConditionExpression": "tenant_id = :t",
+                                "ExpressionAttributeValues": {":t": {"S": tenant_id}}}
+        streams = []
+        while True:
+            response = self.client.query(**args)
+            streams += [_from(i) for i in response["Items"]]
+            if "LastEvaluatedKey" not in response:
+                return streams
+            args["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def delete(self, tenant_id: str, stream_id: str) -> bool:
+        response = self.client.delete_item(TableName=self.table, Key=self._key(tenant_id, stream_id), ReturnValues="ALL_OLD")
+        return "Attributes" in response
+
+    def record(self, tenant_id: str, stream_id: str, *, now: str, error: str | None = None, **increments: int) -> None:
+        """Adds to the delivery counters and stamps the last success or error; a deleted stream stays deleted."""
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        adds = []
+        for name, amount in increments.items():
+            if amount:
+                names[f"#{name}"], values[f":{name}"] = name, {"N": str(amount)}
+                adds.append(f"#{name} :{name}")
+        if error is None:
+            sets = ["last_success_at = :now"]
+        else:
+            sets = ["last_error_at = :now", "last_error = :error"]
+            values[":error"] = {"S": error[:500]}
+        values[":now"] = {"S": now}
+        expression = "SET " + ", ".join(sets) + (" ADD " + ", ".join(adds) if adds else "")
+        try:
+            self.client.update_item(TableName=self.table, Key=self._key(tenant_id, stream_id), UpdateExpression=expression,
+                                    ExpressionAttributeValues=values, **({"ExpressionAttributeNames": names} if names else {}),
+                                    ConditionExpression="attribute_exists(stream_id)")
+        except self.client.exceptions.ConditionalCheckFailedException:
+            pass
+
+
+def get_events(tenant_id: str, event_ids: list[str], client: Any = None) -> list[StoredEvent]:
+    """The stored events with these ids (BatchGetItem by key, 100 at a time), in the given order; ids that no
+    longer exist (expired) are skipped."""
+    client = client or aws.dynamodb()
+    table = get_settings().events_table
+    found: dict[str, StoredEvent] = {}
+    for start in range(0, len(event_ids), 100):
+        keys = [{"tenant_id": {"S": tenant_id}, "event_id": {"S": i}} for i in dict.fromkeys(event_ids[start : start + 100])]
+        request: dict[str, Any] = {table: {"Keys": keys}}
+        for _ in range(8):
+            response = client.batch_get_item(RequestItems=request)
+            for item in response.get("Responses", {}).get(table, []):
+                event = from_item(item)
+                found[event.event_id] = event
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                break
+    return [found[i] for i in event_ids if i in found]

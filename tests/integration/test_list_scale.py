@@ -1,0 +1,207 @@
+"""Issue 6: exact totals, deep offsets, stable cursors and retention, against moto tables built from template.yaml."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from functions.emit.app import lambda_handler as emit
+from functions.list.app import lambda_handler as list_events
+from maip_events.events import build_event
+from maip_events.ids import parse_time
+from maip_events.models.events import EmitEventRequest
+from maip_events.settings import get_settings
+from maip_events.store.events import EventFilter, EventStore
+from maip_events.store.tenants import TenantSettingsStore
+from support import invoke
+
+EVENTS = "/v1/observability/events"
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+TYPES = ["agent.registered", "session.created", "trust.computed"]
+AGENTS = [None, "a-1", "a#2"]
+
+
+@pytest.fixture(autouse=True)
+def fast_transactions():
+    from maip_events.local import moto_transactions
+
+    moto_transactions.install()  # moto's own TransactWriteItems copies whole tables per item
+
+
+def event(tenant: str, at: datetime, event_type: str = "agent.registered", agent: str | None = None):
+    return build_event(tenant, EmitEventRequest(event_type=event_type, agent_id=agent), at)
+
+
+def brute(events, flt: EventFilter):
+    """What the answer must be: every match, newest first."""
+    def keep(e):
+        at = parse_time(e.created_at)
+        return ((flt.agent_id is None or e.agent_id == flt.agent_id) and (flt.event_type is None or e.event_type == flt.event_type)
+                and (flt.time_from is None or at >= flt.time_from) and (flt.time_to is None or at <= flt.time_to))
+    return sorted((e.event_id for e in events if keep(e)), reverse=True)
+
+
+moments = st.integers(min_value=0, max_value=3 * 86_400_000).map(lambda ms: NOW - timedelta(milliseconds=ms))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(
+    rows=st.lists(st.tuples(moments, st.sampled_from(TYPES), st.sampled_from(AGENTS)), min_size=0, max_size=40),
+    agent=st.sampled_from(AGENTS), event_type=st.sampled_from([None, *TYPES]),
+    time_from=st.none() | moments, time_to=st.none() | moments,
+    offset=st.integers(min_value=0, max_value=45), limit=st.integers(min_value=1, max_value=8),
+)
+def test_total_and_any_offset_match_a_brute_force_count_for_every_filter_combination(aws, rows, agent, event_type, time_from, time_to, offset, limit):
+    # Given events spread over three days (ms-precise times, windows not aligned to any bucket)
+    tenant = f"p-{uuid.uuid4().hex[:12]}"
+    events = [event(tenant, at, t, a) for at, t, a in rows]
+    store = EventStore()
+    store.put_many(events)
+    if time_from and time_to and time_from > time_to:
+        time_from, time_to = time_to, time_from
+    flt = EventFilter(tenant, agent_id=agent, event_type=event_type, time_from=time_from, time_to=time_to)
+    expected = brute(events, flt)
+    # When the page at `offset` is read
+    page = store.page(flt, limit=limit, offset=offset)
+    # Then the total is exact and the page is exactly that slice of the matches
+    assert page.total == len(expected) == store.count(flt)
+    assert [e.event_id for e in page.events] == expected[offset : offset + limit]
+    assert (page.next_token is not None) == (offset + limit < len(expected))
+
+
+def test_deep_offsets_over_days_read_only_inside_one_minute(aws):
+    # Given 600 events over 5 days for one tenant, two agents
+    events = [event("deep", NOW - timedelta(minutes=12 * i, milliseconds=7 * i), TYPES[i % 3], AGENTS[1 + i % 2]) for i in range(600)]
+    store = EventStore()
+    store.put_many(events)
+    for flt in (EventFilter("deep"), EventFilter("deep", agent_id="a#2"), EventFilter("deep", event_type=TYPES[1], agent_id="a-1",
+                                                                                        time_from=NOW - timedelta(days=3, seconds=7))):
+        expected = brute(events, flt)
+        for offset in (0, 1, len(expected) // 2, len(expected) - 10, len(expected) - 1, len(expected), len(expected) + 5):
+            # When any offset is asked for
+            page = store.page(flt, limit=10, offset=offset)
+            # Then the page is the brute-force slice
+            assert page.total == len(expected)
+            assert [e.event_id for e in page.events] == expected[offset : offset + 10]
+
+
+def test_cursor_pages_have_no_duplicates_or_gaps_while_events_arrive(aws, headers):
+    # Given 30 stored events
+    store = EventStore()
+    store.put_many([event("t1", NOW - timedelta(seconds=i), TYPES[i % 3], "a-1") for i in range(30)])
+    status, page, _ = invoke(list_events, "GET", EVENTS, headers=headers, query={"limit": "7"})
+    assert status == 200 and page["total"] == 30
+    seen = [i["event_id"] for i in page["items"]]
+    # When new events are emitted between every page
+    while page["next_token"]:
+        assert invoke(emit, "POST", EVENTS, headers=headers, body={"event_type": "session.created", "agent_id": "a-1"})[0] == 201
+        status, page, _ = invoke(list_events, "GET", EVENTS, headers=headers, query={"limit": "7", "next_token": page["next_token"]})
+        assert status == 200
+        seen += [i["event_id"] for i in page["items"]]
+    # Then exactly the 30 original events were served once each, newest first, and the total saw the new ones
+    assert len(seen) == len(set(seen)) == 30 and seen == sorted(seen, reverse=True)
+    assert page["total"] > 30
+
+
+def test_a_just_emitted_event_is_in_the_next_total_and_page(aws, headers):
+    for n in range(1, 4):
+        # Given an event just emitted
+        status, created, _ = invoke(emit, "POST", EVENTS, headers=headers, body={"event_type": "agent.registered", "agent_id": "x"})
+        assert status == 201
+        # Then the very next reads count it and show it first, with and without filters
+        for query in ({}, {"agent_id": "x"}, {"event_type": "agent.registered"}, {"agent_id": "x", "event_type": "agent.registered"},
+                      {"from": created["created_at"], "to": created["created_at"]}):
+            status, page, _ = invoke(list_events, "GET", EVENTS, headers=headers, query=query)
+            assert status == 200 and page["items"][0]["event_id"] == created["id"]
+            assert page["total"] == (1 if "from" in query else n)
+
+
+def test_tampered_or_foreign_cursors_are_refused(aws, headers):
+    from support import key_headers
+
+    # Given a real next_token for t1's unfiltered listing
+    for i in range(5):
+        invoke(emit, "POST", EVENTS, headers=headers, body={"event_type": "agent.registered", "agent_id": "a"})
+    token = invoke(list_events, "GET", EVENTS, headers=headers, query={"limit": "2"})[1]["next_token"]
+    flipped = token[:-3] + ("A" if token[-3] != "A" else "B") + token[-2:]
+    other = key_headers("t2", ["*"])
+    # When it is altered, replayed with other filters, or by another tenant; Then 400 invalid_request
+    for hdrs, query in ((headers, {"next_token": flipped}), (headers, {"next_token": "garbage!"}),
+                        (headers, {"next_token": token, "agent_id": "a"}), (other, {"next_token": token})):
+        status, doc, _ = invoke(list_events, "GET", EVENTS, headers=hdrs, query=query)
+        assert (status, doc["error"]["code"]) == (400, "invalid_request")
+
+
+def _counter_expiries(aws, tenant):
+    items = aws.query(TableName=get_settings().counters_table, KeyConditionExpression="counter_id = :c",
+                      ExpressionAttributeValues={":c": {"S": f"{tenant}#d#all"}})["Items"]
+    return {i["bucket"]["S"]: int(i["expires_at"]["N"]) for i in items}
+
+
+def test_retention_hides_old_days_and_events_and_counters_share_one_expiry(aws):
+    # Given events 400, 100 and 10 days old and one from today, with the default retention (365 days)
+    now = [NOW]
+    store = EventStore(clock=lambda: now[0])
+    old = [event("r", NOW - timedelta(days=d)) for d in (400, 100, 10)] + [event("r", NOW - timedelta(seconds=5))]
+    store.put_many(old)
+    flt = EventFilter("r")
+    # Then the 400-day-old event is neither counted nor listed, whether or not TTL has deleted it
+    page = store.page(flt, limit=10)
+    assert page.total == 3 and [e.event_id for e in page.events] == brute(old[1:], flt)
+    # And every event's TTL equals its day bucket's: end of its UTC day + 365 days
+    stored = {e.event_id: e for e in store.iterate(EventFilter("r", time_from=NOW - timedelta(days=500)))}
+    expiries = _counter_expiries(aws, "r")
+    for e in old[1:]:
+        day = e.created_at[:10]
+        end_of_day = datetime.fromisoformat(day).replace(tzinfo=timezone.utc) + timedelta(days=1)
+        assert stored[e.event_id].expires_at == expiries[day] == int((end_of_day + timedelta(days=365)).timestamp())
+
+    # When the tenant's retention becomes 30 days
+    TenantSettingsStore().set_retention("r", 30, now=NOW)
+    # Then older days disappear from totals and pages at once
+    page = store.page(flt, limit=10)
+    assert page.total == 2 and [e.event_id for e in page.events] == brute(old[2:], flt)
+    assert store.page(EventFilter("r", time_from=NOW - timedelta(days=200)), limit=10).total == 2
+    # And events from the next UTC day on get a 30-day TTL, shared with their buckets
+    tomorrow = event("r", NOW + timedelta(days=1))
+    store.put(tomorrow)
+    day = tomorrow.created_at[:10]
+    fresh = next(e for e in store.iterate(flt) if e.event_id == tomorrow.event_id)
+    assert fresh.expires_at == _counter_expiries(aws, "r")[day] == int(
+        (datetime.fromisoformat(day).replace(tzinfo=timezone.utc) + timedelta(days=31)).timestamp())
+    # When that day's TTL has passed (moto never deletes: the horizon is computed)
+    now[0] = NOW + timedelta(days=33)
+    # Then nothing of it is counted or listed
+    assert store.page(flt, limit=10).total == 0 and store.count(flt) == 0
+
+
+def test_retrying_a_batch_counts_each_event_once(aws):
+    # Given a batch written once
+    events = [event("b", NOW - timedelta(seconds=i), TYPES[i % 3], AGENTS[i % 3]) for i in range(150)]
+    store = EventStore()
+    store.put_many(events)
+    # When the same batch (plus two new events) is retried, and one event is put again
+    extra = [event("b", NOW + timedelta(milliseconds=i)) for i in range(2)]
+    store.put_many(events + extra)
+    assert store.put(events[0]) is False
+    # Then every event is counted once, for every dimension
+    for flt in (EventFilter("b"), EventFilter("b", agent_id="a-1"), EventFilter("b", event_type=TYPES[0]),
+                EventFilter("b", event_type=TYPES[1], agent_id="a#2")):
+        assert store.count(flt) == len(brute(events + extra, flt))
+
+
+def test_cli_sets_a_tenants_retention(aws, capsys):
+    import json
+
+    from maip_events.cli import main
+
+    # When an operator sets tenant t9's retention
+    assert main(["tenants", "set-retention", "--tenant", "t9", "--days", "90", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    # Then it is stored and reported
+    assert doc["tenant_id"] == "t9" and doc["retention_days"] == 90
+    assert TenantSettingsStore().retention("t9").days == 90
+    # And out-of-range values are refused
+    assert main(["tenants", "set-retention", "--tenant", "t9", "--days", "0", "--json"]) == 2
