@@ -47,7 +47,7 @@ venv install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/maip-events serve --port $(PORT) --dynamodb-port $(DYNAMODB_PORT)
 
-# Plain pytest (about 2.5 min): xdist measured no faster on a 2-CPU machine; with more cores try
+# Plain pytest: xdist measured no faster on this 2-CPU machine; with more cores try
 # `make test PYTEST_ARGS="-n auto"` (end-to-end tests pick free ports). Any failure, including
 # "no tests collected" (exit 5), fails the target.
 test: $(STAMP)

@@ -25,9 +25,9 @@ AGENTS = [None, "a-1", "a#2"]
 
 @pytest.fixture(autouse=True)
 def fast_transactions():
-    from maip_events.local import moto_transactions
+    from maip_events.local import moto_patches
 
-    moto_transactions.install()  # moto's own TransactWriteItems copies whole tables per item
+    moto_patches.install()  # moto's own TransactWriteItems copies whole tables per item
 
 
 def event(tenant: str, at: datetime, event_type: str = "agent.registered", agent: str | None = None):
@@ -71,20 +71,40 @@ def test_total_and_any_offset_match_a_brute_force_count_for_every_filter_combina
     assert (page.next_token is not None) == (offset + limit < len(expected))
 
 
+class ReadCounter:
+    """boto3 client proxy adding up the event items each Query read (ScannedCount), as DynamoDB bills them."""
+
+    def __init__(self, client):
+        self._client, self.events_read = client, 0
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def query(self, **kwargs):
+        response = self._client.query(**kwargs)
+        if kwargs["TableName"] == get_settings().events_table:
+            self.events_read += response["ScannedCount"]
+        return response
+
+
 def test_deep_offsets_over_days_read_only_inside_one_minute(aws):
     # Given 600 events over 5 days for one tenant, two agents
     events = [event("deep", NOW - timedelta(minutes=12 * i, milliseconds=7 * i), TYPES[i % 3], AGENTS[1 + i % 2]) for i in range(600)]
-    store = EventStore()
+    client = ReadCounter(aws)
+    store = EventStore(client=client)
     store.put_many(events)
     for flt in (EventFilter("deep"), EventFilter("deep", agent_id="a#2"), EventFilter("deep", event_type=TYPES[1], agent_id="a-1",
                                                                                         time_from=NOW - timedelta(days=3, seconds=7))):
         expected = brute(events, flt)
         for offset in (0, 1, len(expected) // 2, len(expected) - 10, len(expected) - 1, len(expected), len(expected) + 5):
             # When any offset is asked for
+            client.events_read = 0
             page = store.page(flt, limit=10, offset=offset)
             # Then the page is the brute-force slice
             assert page.total == len(expected)
             assert [e.event_id for e in page.events] == expected[offset : offset + 10]
+            # And it read about one page of events (plus the few of one minute / the window edges), never the skipped ones
+            assert client.events_read <= 2 * (10 + 1)
 
 
 def test_cursor_pages_have_no_duplicates_or_gaps_while_events_arrive(aws, headers):

@@ -1,14 +1,22 @@
-"""moto's TransactWriteItems deep-copies every touched table per item for rollback: O(table size) per emit.
+"""Two moto hot spots that make the local stack slow down as tables grow; `install()` fixes both in-process.
 
-Every emit is one transaction (event + its count buckets), so on a growing local table that copy dominates.
-`install()` swaps in a two-phase version with the same semantics: check every condition first (nothing
-written if any fails, CancellationReasons as moto reports them), then apply, rolling back only the touched
-items should an apply step fail. Local stack, tests and benches only; never imported by Lambda code.
+1. TransactWriteItems deep-copies every touched table, once per item, for rollback: O(table size) per emit
+   (every emit is one transaction: the event + its count buckets). Replaced by a two-phase version with the
+   same semantics: check every condition first (nothing written if one fails, CancellationReasons as moto
+   reports them), then apply, rolling back only the touched items should an apply step fail.
+2. Query sorts every item of the table before picking the partition: O(T log T) per Query. During a Query,
+   `all_items()` now yields only the queried partition (base table) or the unsorted items (GSI: moto sorts
+   the matches itself), chosen through a thread-local so concurrent requests of the threaded server are safe.
+
+Local stack, tests and benches only; never imported by Lambda code.
 """
 from __future__ import annotations
 
 import copy
+import threading
 from typing import Any
+
+_query_scope = threading.local()
 
 _installed = False
 
@@ -89,6 +97,36 @@ def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> No
         raise
 
 
+def _patch_query() -> None:
+    from moto.dynamodb.models.table import Table
+
+    original_query, original_all_items = Table.query, Table.all_items
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = kwargs.get("index_name") if "index_name" in kwargs else (args[6] if len(args) > 6 else None)
+        _query_scope.value = ("index",) if index_name else ("partition", hash_key)
+        try:
+            return original_query(self, hash_key, *args, **kwargs)
+        finally:
+            _query_scope.value = None
+
+    def all_items(self: Any) -> list:
+        scope = getattr(_query_scope, "value", None)
+        if not scope:
+            return original_all_items(self)
+        if scope[0] == "partition":
+            found = self.items.get(scope[1]) if scope[1] is not None else None
+            if found is None:
+                return []
+            return list(found.values()) if self.range_key_attr else [found]
+        items: list = []
+        for hash_set in self.items.values():
+            items.extend(hash_set.values() if self.range_key_attr else [hash_set])
+        return items
+
+    Table.query, Table.all_items = query, all_items
+
+
 def install() -> None:
     """Patch moto's DynamoDB backend in this process (idempotent)."""
     global _installed
@@ -97,4 +135,5 @@ def install() -> None:
     from moto.dynamodb.models import DynamoDBBackend
 
     DynamoDBBackend.transact_write_items = _transact_write_items
+    _patch_query()
     _installed = True
