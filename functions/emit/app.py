@@ -1,13 +1,13 @@
-"""POST /v1/observability/events."""
+"""POST /v1/observability/events and /v1/observability/events:batch."""
 from aws_lambda_powertools.logging import correlation_paths
 
-from maip_events.api import create_app
+from maip_events.api import batch, create_app, events
 from maip_events.api.app import logger
-from maip_events.api.events import router
 
-app = create_app(router)
+app = create_app(events.router, batch.router)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+# Never log the event, whatever POWERTOOLS_LOGGER_LOG_EVENT says: it holds API keys and Bearer tokens.
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)
 def lambda_handler(event, context):
     return app.resolve(event, context)

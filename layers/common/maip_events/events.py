@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Any
 
-from maip_events.errors import InvalidRequest, PayloadTooLarge
+from pydantic import ValidationError
+
+from maip_events.errors import ApiError, InvalidRequest, PayloadTooLarge
 from maip_events.ids import new_event_id, parse_time
 from maip_events.models.events import METADATA_MAX_BYTES, EmitEventRequest, StoredEvent
 from maip_events.store.events import EventFilter, EventStore, Page
@@ -42,6 +45,42 @@ def emit_event(tenant_id: str, request: EmitEventRequest, store: EventStore | No
     event = build_event(tenant_id, request)
     (store or EventStore()).put(event)
     return event
+
+
+BATCH_MAX_EVENTS = 100
+
+
+def _item_error(err: ApiError) -> dict[str, Any]:
+    return {"status": err.status, "error": {"code": err.code, "message": err.message, "details": err.details}}
+
+
+def _schema_error(err: ValidationError) -> ApiError:
+    details = [{"field": ".".join(str(p) for p in e["loc"]) or None, "issue": e["msg"], "type": e["type"]}
+               for e in err.errors(include_url=False, include_input=False)]
+    return InvalidRequest("The event does not match the schema.", details=details)
+
+
+def emit_batch(tenant_id: str, items: list[Any], store: EventStore | None = None) -> dict[str, Any]:
+    """Each item validated on its own; the valid ones stored with one `put_many`; results in request order.
+
+    An item's result is `{"status": 201, "event": <emit response>}` or `{"status": 4xx, "error": {...}}`.
+    """
+    results: list[dict[str, Any] | None] = []
+    accepted: list[tuple[int, StoredEvent]] = []
+    for index, item in enumerate(items):
+        try:
+            accepted.append((index, build_event(tenant_id, EmitEventRequest.model_validate(item))))
+            results.append(None)
+        except ValidationError as err:
+            results.append(_item_error(_schema_error(err)))
+        except ApiError as err:  # e.g. metadata over 16 KiB
+            results.append(_item_error(err))
+    if accepted:
+        (store or EventStore()).put_many([event for _, event in accepted])
+    for index, event in accepted:
+        results[index] = {"status": 201, "event": event.created_response()}
+    failed = len(items) - len(accepted)
+    return {"results": results, "succeeded": len(accepted), "failed": failed}
 
 
 def _parse_bound(name: str, value: str | None) -> datetime | None:

@@ -38,7 +38,10 @@ def parse_time(text: str) -> datetime:
     moment = datetime.fromisoformat(text.strip().replace("z", "Z"))
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-23:59 is past datetime.max in UTC
+        raise ValueError("date-time out of range") from None
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

@@ -21,6 +21,7 @@ TABLE_DEFAULTS = {
     "MAIP_STREAM_DLQ": "maip-stream-dead-letters",
     "MAIP_COUNTERS_TABLE": "maip-event-counters",
     "MAIP_TENANTS_TABLE": "maip-tenant-settings",
+    "MAIP_IDEMPOTENCY_TABLE": "maip-idempotency",
 }
 
 # Seconds between webhook attempts (jittered): 5 s, then minutes to hours, about 3 days in total.
@@ -61,6 +62,7 @@ class Settings:
     counters_table: str
     tenants_table: str
     tenant_settings_ttl: float  # MAIP_TENANT_SETTINGS_TTL: seconds a Lambda caches a tenant's retention (0 = read each time)
+    idempotency_table: str  # Powertools idempotency records of emit/batch (Idempotency-Key), 24 h TTL
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -107,6 +109,7 @@ def get_settings() -> Settings:
         tenants_table=_env("MAIP_TENANTS_TABLE", TABLE_DEFAULTS["MAIP_TENANTS_TABLE"]),
         # Cached only inside deployed Lambdas; the local stack and tests see a change at once.
         tenant_settings_ttl=float(_env("MAIP_TENANT_SETTINGS_TTL", "30" if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") and _env("MAIP_LOCAL", "0") != "1" else "0")),
+        idempotency_table=_env("MAIP_IDEMPOTENCY_TABLE", TABLE_DEFAULTS["MAIP_IDEMPOTENCY_TABLE"]),
     )
 
 

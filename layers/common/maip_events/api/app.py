@@ -31,6 +31,8 @@ logger = Logger(service="maip-events")
 
 PUBLIC_PATHS = frozenset({"/v1/openapi.json", "/v1/docs"})
 MAX_BODY_BYTES = 1024 * 1024  # single-resource bodies; the batch endpoint raises its own cap
+# Per-path caps: a batch of 100 events with 16 KiB metadata each needs ~1.7 MB; Lambda's payload limit is 6 MB.
+BODY_LIMITS = {"/v1/observability/events:batch": 6 * 1024 * 1024}
 # Powertools keeps the current request on class attributes; the local stack calls handlers from threads.
 _RESOLVE_LOCK = threading.Lock()
 # The caller of the request being resolved. A ContextVar, not the router context: one router may be
@@ -68,15 +70,17 @@ def _prepare(event: dict[str, Any]) -> None:
         event["isBase64Encoded"] = False
         body = event["body"]
     if body and http.get("method") in ("POST", "PUT", "PATCH"):
-        if len(body.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
-            raise PayloadTooLarge(f"The request body exceeds {MAX_BODY_BYTES} bytes.")
+        limit = BODY_LIMITS.get(event.get("rawPath"), MAX_BODY_BYTES)
+        if len(body.encode("utf-8", "surrogatepass")) > limit:
+            raise PayloadTooLarge(f"The request body exceeds {limit} bytes.")
         content_type = headers.get("content-type")
         if content_type is not None and not _json_media_type(content_type):
             raise UnsupportedMediaType(f"Content-Type {content_type!r} is not supported; send application/json.")
     if event.get("rawPath") not in PUBLIC_PATHS:
-        validate_tenant_id(headers.get("x-tenant-id"))
+        # No credential at all is a 401 before any header check: an unauthenticated caller learns nothing more.
         if not headers.get("x-api-key") and not headers.get("authorization"):
             raise Unauthorized("Send an X-API-Key header or an Authorization: Bearer token.")
+        validate_tenant_id(headers.get("x-tenant-id"))
 
 
 def _authenticate(app: "MaipResolver", next_middleware: Callable) -> Response:

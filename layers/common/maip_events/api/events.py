@@ -4,9 +4,9 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
 
-from maip_events import events
+from maip_events import events, idempotency
 from maip_events.api.app import current_principal, json_response, reject_unknown_query
 from maip_events.models.errors import error_responses
 from maip_events.models.events import EmitEventRequest, EventCreated, EventPage, EventType
@@ -21,12 +21,21 @@ LIST_PARAMS = {"agent_id", "event_type", "from", "to", "limit", "offset", "next_
     summary="Emit an event",
     description="Stores one event for the caller's tenant; it is then listed, delivered to webhooks and exported.",
     tags=["Events"],
-    responses={201: {"description": "Event stored", "content": {"application/json": {"model": EventCreated}}}, **error_responses(413, 415)},
+    responses={201: {"description": "Event stored (or, for a repeated Idempotency-Key, the first response again)",
+                      "content": {"application/json": {"model": EventCreated}}}, **error_responses(409, 413, 415)},
 )
-def emit_event(body: Annotated[EmitEventRequest, Body()]):
+def emit_event(
+    body: Annotated[EmitEventRequest, Body()],
+    idempotency_key: Annotated[Optional[str], Header(
+        alias="idempotency-key", pattern=idempotency.KEY_PATTERN,
+        description="Retries with the same key within 24 h return the first response and store nothing new; "
+                    "the same key with a different body is a 409 `conflict`.")] = None,
+):
     principal = current_principal("events:write")
-    event = events.emit_event(principal.tenant_id, body)
-    return json_response(201, event.created_response())
+    document, replayed = idempotency.once(
+        "emit", principal.tenant_id, idempotency.validate_key(idempotency_key), body.model_dump(mode="json"),
+        lambda: events.emit_event(principal.tenant_id, body).created_response(), router.lambda_context)
+    return json_response(201, document, {idempotency.REPLAYED_HEADER: "true"} if replayed else None)
 
 
 @router.get(

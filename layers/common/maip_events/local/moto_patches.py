@@ -4,9 +4,11 @@
    (every emit is one transaction: the event + its count buckets). Replaced by a two-phase version with the
    same semantics: check every condition first (nothing written if one fails, CancellationReasons as moto
    reports them), then apply, rolling back only the touched items should an apply step fail.
-2. Query sorts every item of the table before picking the partition: O(T log T) per Query. During a Query,
-   `all_items()` now yields only the queried partition (base table) or the unsorted items (GSI: moto sorts
-   the matches itself), chosen through a thread-local so concurrent requests of the threaded server are safe.
+2. Query sorts every item of the table (with slow typed comparisons) before picking the partition and then
+   tests every item of it: O(T log T) per Query. During a Query, `all_items()` now yields only the items of
+   the queried partition (or GSI hash value) that satisfy the key condition and follow the start key, sorted
+   by raw key value; moto then runs its own logic on that subset. The query is passed through a thread-local,
+   so concurrent requests of the threaded server are safe.
 
 Local stack, tests and benches only; never imported by Lambda code.
 """
@@ -97,14 +99,21 @@ def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> No
         raise
 
 
+def _raw(value: Any) -> Any:
+    return value.value if getattr(value, "type", None) == "S" else value.cast_value
+
+
 def _patch_query() -> None:
+    from moto.dynamodb.comparisons import get_comparison_func
     from moto.dynamodb.models.table import Table
 
     original_query, original_all_items = Table.query, Table.all_items
+    names = ("range_comparison", "range_objs", "limit", "exclusive_start_key", "scan_index_forward",
+             "projection_expressions", "index_name")
 
     def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
-        index_name = kwargs.get("index_name") if "index_name" in kwargs else (args[6] if len(args) > 6 else None)
-        _query_scope.value = ("index",) if index_name else ("partition", hash_key)
+        call = {**dict(zip(names, args)), **kwargs}
+        _query_scope.value = (self, hash_key, call)
         try:
             return original_query(self, hash_key, *args, **kwargs)
         finally:
@@ -112,17 +121,36 @@ def _patch_query() -> None:
 
     def all_items(self: Any) -> list:
         scope = getattr(_query_scope, "value", None)
-        if not scope:
+        if not scope or scope[0] is not self or scope[1] is None:
             return original_all_items(self)
-        if scope[0] == "partition":
-            found = self.items.get(scope[1]) if scope[1] is not None else None
-            if found is None:
-                return []
-            return list(found.values()) if self.range_key_attr else [found]
-        items: list = []
-        for hash_set in self.items.values():
-            items.extend(hash_set.values() if self.range_key_attr else [hash_set])
-        return items
+        _, hash_key, call = scope
+        index_name = call.get("index_name")
+        if index_name:  # GSI: the items carrying the index hash value
+            schema = self.get_index(index_name).schema
+            hash_attr = next(k["AttributeName"] for k in schema if k["KeyType"] == "HASH")
+            range_attr = next((k["AttributeName"] for k in schema if k["KeyType"] == "RANGE"), None)
+            wanted = _raw(hash_key)
+            items = [i for hs in self.items.values() for i in (hs.values() if self.range_key_attr else [hs])
+                     if hash_attr in i.attrs and _raw(i.attrs[hash_attr]) == wanted]
+        else:
+            found = self.items.get(hash_key)
+            items = [] if found is None else (list(found.values()) if self.range_key_attr else [found])
+            range_attr = self.range_key_attr
+        if not range_attr:
+            return items
+        # Pre-apply the key condition and the start key with raw comparisons, and pre-sort (moto's own sort is then linear).
+        keyed = [(_raw(i.attrs[range_attr]), i) for i in items if range_attr in i.attrs]
+        if call.get("range_comparison"):
+            compare = get_comparison_func(call["range_comparison"])
+            bounds = [_raw(v) for v in call.get("range_objs") or []]
+            keyed = [(k, i) for k, i in keyed if compare(k, *bounds)]
+        start = call.get("exclusive_start_key")
+        if start and range_attr in start and not index_name:
+            edge = next(iter(start[range_attr].values()))
+            forward = call.get("scan_index_forward", True) is not False
+            keyed = [(k, i) for k, i in keyed if (k > edge if forward else k < edge)]
+        keyed.sort(key=lambda pair: pair[0])
+        return [i for _, i in keyed]
 
     Table.query, Table.all_items = query, all_items
 

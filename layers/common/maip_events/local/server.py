@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from typing import Any
@@ -51,6 +52,17 @@ def create_resources() -> None:
     log.debug("created %s", [local_name(q["logical_id"]) for q in queues])
 
 
+def _check_port_free(host: str, port: int, what: str, flag: str) -> None:
+    """Fail with one clear line instead of a traceback (or, for moto, a silent hang) when a port is taken."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise OSError(f"{what} port {host}:{port} is already in use (choose another with {flag}, or 0 for any free port)") from None
+
+
 def serve(host: str = "127.0.0.1", port: int = 3000, dynamodb_port: int = 8000, as_json: bool = False) -> None:
     from moto.server import ThreadedMotoServer
 
@@ -58,41 +70,51 @@ def serve(host: str = "127.0.0.1", port: int = 3000, dynamodb_port: int = 8000, 
     for noisy in ("werkzeug", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=dynamodb_port, verbose=False)
-    moto.start()
-    endpoint = f"http://127.0.0.1:{moto._server.server_port}"
-    _configure_environment(endpoint)
-    create_resources()
-
-    from maip_events.auth.keys import create_api_key
+    from maip_events.local import moto_patches
     from maip_events.local.gateway import Gateway
-    from maip_events.local.streams import StreamPoller
 
-    key = create_api_key(tenant_id="demo", scopes=["*"], name="local demo key")
-    gateway = Gateway(host, port, before_route=_rate_limiter())
-    poller = StreamPoller()
-    poller.start()
-    url = f"http://{host}:{gateway.server_address[1]}"
-    _announce(url, endpoint, key, as_json)
-
-    stopping = threading.Event()
-
-    def shutdown(*_: Any) -> None:
-        if not stopping.is_set():
-            stopping.set()
-            threading.Thread(target=gateway.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGINT, shutdown)
-    signal.signal(signal.SIGTERM, shutdown)
-    if hasattr(signal, "SIGUSR1"):  # fault injection for tests: stop or restart the stream poller
-        signal.signal(signal.SIGUSR1, lambda *_: threading.Thread(target=poller.stop, daemon=True).start())
-        signal.signal(signal.SIGUSR2, lambda *_: poller.start())
+    _check_port_free("127.0.0.1", dynamodb_port, "Embedded DynamoDB", "--dynamodb-port")
+    try:  # bound first: a taken API port fails before anything else starts
+        gateway = Gateway(host, port, before_route=_rate_limiter())
+    except OSError as error:
+        raise OSError(f"API port {host}:{port} is not available ({error.strerror}; choose another with --port, or 0)") from None
+    moto_patches.install()  # keeps emits and queries fast as the embedded tables grow
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=dynamodb_port, verbose=False)
+    poller = None
     try:
+        moto.start()
+        endpoint = "http://127.0.0.1:%d" % moto.get_host_and_port()[1]
+        _configure_environment(endpoint)
+        create_resources()
+
+        from maip_events.auth.keys import create_api_key
+        from maip_events.local.streams import StreamPoller
+
+        key = create_api_key(tenant_id="demo", scopes=["*"], name="local demo key")
+        poller = StreamPoller()
+        poller.start()
+        url = f"http://{host}:{gateway.server_address[1]}"
+        _announce(url, endpoint, key, as_json)
+
+        stopping = threading.Event()
+
+        def shutdown(*_: Any) -> None:
+            if not stopping.is_set():
+                stopping.set()
+                threading.Thread(target=gateway.shutdown, daemon=True).start()
+
+        signal.signal(signal.SIGINT, shutdown)
+        signal.signal(signal.SIGTERM, shutdown)
+        if hasattr(signal, "SIGUSR1"):  # fault injection for tests: stop or restart the stream poller
+            signal.signal(signal.SIGUSR1, lambda *_: threading.Thread(target=poller.stop, daemon=True).start())
+            signal.signal(signal.SIGUSR2, lambda *_: poller.start())
         gateway.serve_forever(poll_interval=0.2)
     finally:
-        poller.stop()
+        if poller is not None:
+            poller.stop()
         gateway.server_close()
         moto.stop()
+        print("MAIP Events local stack stopped", file=sys.stderr, flush=True)
 
 
 def _rate_limiter() -> Any:
@@ -107,6 +129,10 @@ def _announce(url: str, endpoint: str, key: dict[str, Any], as_json: bool) -> No
     if as_json:
         print(json.dumps({"url": url, "dynamodb_endpoint": endpoint, "tenant_id": key["tenant_id"],
                           "api_key": key["api_key"], "key_id": key["key_id"]}), flush=True)
+        # Exactly one JSON document on stdout: anything written later (handler logs print to stdout) goes to
+        # stderr, so a caller that reads only the first line can never block the stack on a full pipe.
+        sys.stdout.flush()
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
         return
     auth = f'-H "X-API-Key: {key["api_key"]}" -H "X-Tenant-ID: demo"'
     print(f"""

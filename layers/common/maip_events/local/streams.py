@@ -1,84 +1,209 @@
 """Feeds stream consumers locally the way Lambda's event source mappings do: DynamoDB Streams records and
-SQS messages in Lambda-shaped batches, partial batch failures honoured, retries bounded, then on-failure."""
+SQS messages in Lambda-shaped batches, partial batch failures honoured, retries bounded, then on-failure.
+
+One thread per event source, like Lambda's independent pollers: a slow consumer never delays the others.
+Shard positions and undelivered records live in the poller object, so `stop()` then `start()` resumes
+exactly where it left off (nothing is skipped, nothing re-delivered that was acknowledged)."""
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from maip_events import aws
 from maip_events.local import functions
-from maip_events.local.template import Consumer, stream_consumers, table_logical_ids
+from maip_events.local.template import Consumer, local_name, stream_consumers, table_logical_ids
+from maip_events.settings import get_settings
 
 log = logging.getLogger("maip_events.local.streams")
 
+_MISSING = object()
 
-def matches(pattern: Any, value: Any) -> bool:
-    """EventBridge-style filter patterns, the subset Lambda filter criteria use here."""
+
+# -- Lambda event filtering (the EventBridge pattern syntax Lambda filter criteria use) -----------------------
+def matches(pattern: Any, value: Any = _MISSING) -> bool:
+    """Does `value` (a record, or a field of it) match the filter `pattern`?"""
     if isinstance(pattern, dict):
-        return isinstance(value, dict) and all(k in value and matches(p, value[k]) for k, p in pattern.items())
+        if value is _MISSING:
+            value = {}  # {"a": {"b": [{"exists": false}]}} matches a record without "a"
+        if not isinstance(value, dict):
+            return False
+        return all(matches(p, value.get(k, _MISSING)) for k, p in pattern.items())
     if isinstance(pattern, list):
-        for option in pattern:
-            if isinstance(option, dict) and "prefix" in option:
-                if isinstance(value, str) and value.startswith(option["prefix"]):
-                    return True
-            elif isinstance(option, dict) and "exists" in option:
-                return bool(option["exists"])
-            elif option == value:
-                return True
+        return any(_matches_option(option, value) for option in pattern)
+    return value is not _MISSING and pattern == value
+
+
+def _matches_option(option: Any, value: Any) -> bool:
+    if isinstance(option, dict) and len(option) == 1:
+        op, arg = next(iter(option.items()))
+        if op == "exists":
+            return (value is not _MISSING) == bool(arg)
+        if value is _MISSING:
+            return False
+        if isinstance(value, list):  # a list field matches when any element does
+            return any(_matches_option(option, v) for v in value)
+        if op == "prefix":
+            return isinstance(value, str) and isinstance(arg, str) and value.startswith(arg)
+        if op == "suffix":
+            return isinstance(value, str) and isinstance(arg, str) and value.endswith(arg)
+        if op == "equals-ignore-case":
+            return isinstance(value, str) and isinstance(arg, str) and value.lower() == arg.lower()
+        if op == "anything-but":
+            options = arg if isinstance(arg, list) else [arg]
+            return not any(_matches_option(o, value) for o in options)
+        if op == "numeric":
+            return _numeric(arg, value)
         return False
-    return pattern == value
+    if value is _MISSING:
+        return False
+    if isinstance(value, list):
+        return option in value
+    return option == value
 
 
+def _numeric(conditions: list[Any], value: Any) -> bool:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return False
+    checks = {"=": number.__eq__, "<": number.__lt__, "<=": number.__le__, ">": number.__gt__, ">=": number.__ge__}
+    pairs = zip(conditions[::2], conditions[1::2])
+    return all(op in checks and checks[op](float(bound)) for op, bound in pairs)
+
+
+# -- Lambda event shapes ----------------------------------------------------------------------------------------
+def _wire_value(value: dict[str, Any]) -> dict[str, Any]:
+    """A boto3-parsed attribute value back in DynamoDB JSON as Lambda sends it (binary as base64 text)."""
+    (kind, inner), = value.items()
+    if kind == "B":
+        return {"B": base64.b64encode(inner).decode() if isinstance(inner, (bytes, bytearray)) else inner}
+    if kind == "BS":
+        return {"BS": [base64.b64encode(b).decode() if isinstance(b, (bytes, bytearray)) else b for b in inner]}
+    if kind == "M":
+        return {"M": {k: _wire_value(v) for k, v in inner.items()}}
+    if kind == "L":
+        return {"L": [_wire_value(v) for v in inner]}
+    return {kind: inner}
+
+
+def lambda_stream_record(record: dict[str, Any], stream_arn: str, region: str) -> dict[str, Any]:
+    """A GetRecords record -> the record Lambda puts in a DynamoDB Streams event."""
+    dynamodb = dict(record["dynamodb"])
+    created = dynamodb.get("ApproximateCreationDateTime")
+    if isinstance(created, datetime):  # boto3 parses it; Lambda sends epoch seconds
+        dynamodb["ApproximateCreationDateTime"] = int(created.timestamp())
+    for image in ("Keys", "NewImage", "OldImage"):
+        if image in dynamodb:
+            dynamodb[image] = {name: _wire_value(v) for name, v in dynamodb[image].items()}
+    converted = {
+        "eventID": record["eventID"],
+        "eventName": record["eventName"],
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": record.get("awsRegion") or region,
+        "dynamodb": dynamodb,
+        "eventSourceARN": stream_arn,
+    }
+    if "userIdentity" in record:  # TTL deletions
+        converted["userIdentity"] = record["userIdentity"]
+    return converted
+
+
+def lambda_sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    """A ReceiveMessage message -> the record Lambda puts in an SQS event."""
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": {name: _sqs_attribute(a) for name, a in message.get("MessageAttributes", {}).items()},
+        "md5OfBody": message.get("MD5OfBody"),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+
+
+def _sqs_attribute(attribute: dict[str, Any]) -> dict[str, Any]:
+    """SQS API message attribute -> the camelCase shape Lambda passes to handlers (binary as base64 text)."""
+    binary = attribute.get("BinaryValue")
+    if isinstance(binary, (bytes, bytearray)):
+        binary = base64.b64encode(binary).decode()
+    return {"stringValue": attribute.get("StringValue"), "binaryValue": binary, "stringListValues": [],
+            "binaryListValues": [], "dataType": attribute.get("DataType")}
+
+
+# -- the poller -------------------------------------------------------------------------------------------------
 @dataclass
 class _Shard:
     iterator: str | None
-    pending: list[dict[str, Any]] = field(default_factory=list)
+    pending: list[dict[str, Any]] = field(default_factory=list)  # fetched, filtered, not yet acknowledged
     attempts: int = 0
     retry_at: float = 0.0
+
+
+@dataclass
+class _Queue:
+    url: str
+    arn: str
 
 
 class StreamPoller:
     def __init__(self, interval: float = 0.2, consumers: list[Consumer] | None = None):
         self.interval = interval
         self.consumers = consumers if consumers is not None else stream_consumers()
-        self._shards: dict[tuple[str, str], _Shard] = {}
+        self._shards: dict[tuple[str, str, str], _Shard] = {}
+        self._queues: dict[str, _Queue] = {}
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
-        if self._thread and self._thread.is_alive():
+        if self.running:
             return
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="stream-poller", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, args=(c,), daemon=True,
+                                          name=f"poller-{c.function.logical_id}-{c.kind}-{c.source}")
+                         for c in self.consumers]
+        for thread in self._threads:
+            thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stops polling; a batch being delivered finishes first (its outcome is recorded, not lost)."""
         self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=30)
-        self._thread = None
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        self._threads = [t for t in self._threads if t.is_alive()]
 
     @property
     def running(self) -> bool:
-        return bool(self._thread and self._thread.is_alive())
+        return any(t.is_alive() for t in self._threads) and not self._stop.is_set()
 
-    def _run(self) -> None:
+    def _run(self, consumer: Consumer) -> None:
+        last_error = None
         while not self._stop.is_set():
-            busy = False
-            for consumer in self.consumers:
-                try:
-                    busy |= self.poll(consumer)
-                except Exception:  # keep polling: a broken consumer must not stop the others
-                    log.exception("polling %s failed", consumer.function.logical_id)
+            try:
+                busy = self.poll(consumer)
+                last_error = None
+            except Exception as error:  # keep polling: a broken source must not stop the stack
+                if repr(error) != last_error:  # log a persistent error once, not every interval
+                    log.exception("polling %s (%s %s) failed", consumer.function.logical_id, consumer.kind, consumer.source)
+                    last_error = repr(error)
+                self._stop.wait(1.0)
+                continue
             if not busy:
                 self._stop.wait(self.interval)
 
     def poll(self, consumer: Consumer) -> bool:
+        """One pass over one event source; True when it delivered something (poll again at once)."""
         return self._poll_stream(consumer) if consumer.kind == "DynamoDB" else self._poll_queue(consumer)
 
     # -- DynamoDB Streams --------------------------------------------------------------------------
@@ -88,32 +213,35 @@ class StreamPoller:
         arn = aws.dynamodb().describe_table(TableName=table)["Table"].get("LatestStreamArn")
         if not arn:
             return False
+        region = get_settings().region
         busy = False
         for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-            key = (consumer.function.logical_id, shard["ShardId"])
+            key = (consumer.function.logical_id, consumer.source, shard["ShardId"])
             state = self._shards.get(key)
-            if state is None:
+            if state is None:  # the tables are created by `serve`: from the start of a shard misses nothing
                 iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")
                 state = self._shards[key] = _Shard(iterator["ShardIterator"])
             if not state.pending and state.iterator:
                 response = streams.get_records(ShardIterator=state.iterator, Limit=1000)
-                state.iterator = response.get("NextShardIterator")
-                state.pending = [{**r, "eventSourceARN": arn} for r in response.get("Records", [])]
-                state.pending = [r for r in state.pending if not consumer.filters or any(matches(f, r) for f in consumer.filters)]
+                state.iterator = response.get("NextShardIterator")  # None once a closed shard is read to its end
+                records = [lambda_stream_record(r, arn, region) for r in response.get("Records", [])]
+                state.pending = [r for r in records if not consumer.filters or any(matches(f, r) for f in consumer.filters)]
             if state.pending and time.monotonic() >= state.retry_at:
                 busy = True
-                self._deliver_stream_batch(consumer, state)
+                self._deliver_stream_batch(consumer, state, shard["ShardId"])
         return busy
 
-    def _deliver_stream_batch(self, consumer: Consumer, state: _Shard) -> None:
+    def _deliver_stream_batch(self, consumer: Consumer, state: _Shard, shard_id: str) -> None:
         batch = state.pending[: consumer.batch_size]
+        failed_from: int | None = None
         try:
             response = functions.invoke(consumer.function, {"Records": batch})
-            failures = (response or {}).get("batchItemFailures", []) if consumer.report_failures else []
-            failed_from = None
-            if failures:
-                ids = {f.get("itemIdentifier") for f in failures}
-                failed_from = next((i for i, r in enumerate(batch) if r["dynamodb"]["SequenceNumber"] in ids), 0)
+            if consumer.report_failures:
+                failures = (response or {}).get("batchItemFailures") or []
+                if failures:
+                    ids = {f.get("itemIdentifier") for f in failures if isinstance(f, dict)}
+                    # An identifier that names no record of the batch fails the whole batch, as on Lambda.
+                    failed_from = next((i for i, r in enumerate(batch) if r["dynamodb"]["SequenceNumber"] in ids), 0)
         except Exception:
             log.exception("%s failed on a batch of %d records", consumer.function.logical_id, len(batch))
             failed_from = 0
@@ -121,62 +249,81 @@ class StreamPoller:
             state.pending = state.pending[len(batch):]
             state.attempts = 0
             return
-        # Like Lambda: retry from the first failed record, with backoff, up to MaximumRetryAttempts.
-        done = batch[:failed_from]
-        state.pending = state.pending[len(done):]
+        # Like Lambda: checkpoint before the first failed record, retry from it with backoff, bounded.
+        state.pending = state.pending[failed_from:]
         state.attempts += 1
         if state.attempts > consumer.max_retries:
-            failed = state.pending[: len(batch) - len(done)]
-            self._on_failure(consumer, failed)
+            failed = state.pending[: len(batch) - failed_from]
+            self._on_failure(consumer, failed, shard_id, state.attempts)
             state.pending = state.pending[len(failed):]
             state.attempts = 0
+            state.retry_at = 0.0
         else:
             state.retry_at = time.monotonic() + min(0.5 * 2 ** (state.attempts - 1), 5.0)
 
-    def _on_failure(self, consumer: Consumer, records: list[dict[str, Any]]) -> None:
-        log.error("%s gave up on %d records after %d retries", consumer.function.logical_id, len(records), consumer.max_retries)
-        if not consumer.on_failure:
+    def _on_failure(self, consumer: Consumer, records: list[dict[str, Any]], shard_id: str, attempts: int) -> None:
+        """Records that exhausted their retries: an on-failure destination message, as Lambda sends it."""
+        log.error("%s gave up on %d records after %d retries; on-failure destination: %s",
+                  consumer.function.logical_id, len(records), consumer.max_retries, consumer.on_failure or "none")
+        if not consumer.on_failure or not records:
             return
-        from maip_events.local.template import local_name
-
         sqs = aws.client("sqs")
         url = sqs.get_queue_url(QueueName=local_name(consumer.on_failure))["QueueUrl"]
-        first, last = records[0]["dynamodb"]["SequenceNumber"], records[-1]["dynamodb"]["SequenceNumber"]
+        first, last = records[0], records[-1]
         sqs.send_message(QueueUrl=url, MessageBody=json.dumps({
-            "requestContext": {"condition": "RetryAttemptsExhausted", "functionArn": consumer.function.logical_id},
-            "DDBStreamBatchInfo": {"startSequenceNumber": first, "endSequenceNumber": last, "batchSize": len(records),
-                                   "streamArn": records[0].get("eventSourceARN")},
+            "requestContext": {"requestId": str(uuid.uuid4()), "functionArn": consumer.function.logical_id,
+                               "condition": "RetryAttemptsExhausted", "approximateInvokeCount": attempts},
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+            "version": "1.0",
+            "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "DDBStreamBatchInfo": {
+                "shardId": shard_id,
+                "startSequenceNumber": first["dynamodb"]["SequenceNumber"],
+                "endSequenceNumber": last["dynamodb"]["SequenceNumber"],
+                "approximateArrivalOfFirstRecord": first["dynamodb"].get("ApproximateCreationDateTime"),
+                "approximateArrivalOfLastRecord": last["dynamodb"].get("ApproximateCreationDateTime"),
+                "batchSize": len(records),
+                "streamArn": first.get("eventSourceARN"),
+            },
         }))
 
     # -- SQS ---------------------------------------------------------------------------------------
-    def _poll_queue(self, consumer: Consumer) -> bool:
-        from maip_events.local.template import local_name
+    def _queue(self, logical_id: str) -> _Queue:
+        if logical_id not in self._queues:
+            sqs = aws.client("sqs")
+            url = sqs.get_queue_url(QueueName=local_name(logical_id))["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            self._queues[logical_id] = _Queue(url, arn)
+        return self._queues[logical_id]
 
+    def _poll_queue(self, consumer: Consumer) -> bool:
         sqs = aws.client("sqs")
-        url = sqs.get_queue_url(QueueName=local_name(consumer.source))["QueueUrl"]
-        arn = f"arn:aws:sqs:us-east-1:000000000000:{local_name(consumer.source)}"
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=min(consumer.batch_size, 10), WaitTimeSeconds=0,
-                                       AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
+        queue = self._queue(consumer.source)
+        messages: list[dict[str, Any]] = []
+        while len(messages) < consumer.batch_size:  # SQS hands out at most 10 per call; Lambda batches up to BatchSize
+            wanted = min(10, consumer.batch_size - len(messages))
+            got = sqs.receive_message(QueueUrl=queue.url, MaxNumberOfMessages=wanted, WaitTimeSeconds=0,
+                                      AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
+            messages += got
+            if len(got) < wanted:
+                break
         if not messages:
             return False
-        records = [{
-            "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-            "attributes": m.get("Attributes", {}), "messageAttributes": _lambda_attributes(m.get("MessageAttributes", {})),
-            "md5OfBody": m.get("MD5OfBody"), "eventSource": "aws:sqs", "eventSourceARN": arn, "awsRegion": "us-east-1",
-        } for m in messages]
+        region = get_settings().region
+        records = [lambda_sqs_record(m, queue.arn, region) for m in messages]
         try:
             response = functions.invoke(consumer.function, {"Records": records})
-            failed = {f.get("itemIdentifier") for f in (response or {}).get("batchItemFailures", [])} if consumer.report_failures else set()
         except Exception:
             log.exception("%s failed on %d messages", consumer.function.logical_id, len(records))
             return True  # nothing deleted: the messages come back after the visibility timeout
+        failed: set[str] = set()
+        if consumer.report_failures:
+            failed = {f.get("itemIdentifier") for f in (response or {}).get("batchItemFailures") or [] if isinstance(f, dict)}
+            if failed - {r["messageId"] for r in records}:
+                return True  # an unknown identifier fails the whole batch, as on Lambda
         done = [r for r in records if r["messageId"] not in failed]
-        if done:
-            sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(done)])
+        for start in range(0, len(done), 10):
+            chunk = done[start:start + 10]
+            sqs.delete_message_batch(QueueUrl=queue.url, Entries=[
+                {"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(chunk)])
         return True
-
-
-def _lambda_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
-    """SQS API message attributes -> the camelCase shape Lambda passes to handlers."""
-    return {name: {"stringValue": a.get("StringValue"), "binaryValue": a.get("BinaryValue"), "stringListValues": [],
-                   "binaryListValues": [], "dataType": a.get("DataType")} for name, a in attributes.items()}

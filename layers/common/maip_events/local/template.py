@@ -168,9 +168,12 @@ class Consumer:
 def _functions() -> list[tuple[Function, dict[str, Any]]]:
     found = []
     for logical_id, resource in _resources("AWS::Serverless::Function").items():
-        props = resource["Properties"]
-        code = str(props["CodeUri"]).strip("/").replace("/", ".")
-        module_name, handler = str(props["Handler"]).rsplit(".", 1)
+        props = resource.get("Properties") or {}
+        code_uri, handler_path = _function_setting(props, "CodeUri", None), _function_setting(props, "Handler", None)
+        if not isinstance(code_uri, str) or not isinstance(handler_path, str):
+            continue  # image or S3-packaged functions cannot be imported locally
+        code = code_uri.strip("/").replace("/", ".")
+        module_name, handler = handler_path.rsplit(".", 1)
         function = Function(logical_id, f"{code}.{module_name}", handler, int(_function_setting(props, "Timeout", 3)))
         found.append((function, props))
     return found
@@ -184,7 +187,7 @@ def _path_pattern(path: str) -> tuple[re.Pattern, tuple[str, ...]]:
             name = piece[1:-1]
             greedy = name.endswith("+")
             params.append(name.rstrip("+"))
-            regex += "(.+)" if greedy else "([^/]+)"
+            regex += "(.+)" if greedy else "([^/]+)"  # a {param} never spans a slash
         else:
             regex += re.escape(piece)
     return re.compile(regex), tuple(params)
@@ -199,8 +202,8 @@ def http_routes() -> list[Route]:
             path, method = event["Properties"]["Path"], event["Properties"]["Method"].upper()
             pattern, params = _path_pattern(path)
             routes.append(Route(method, path, function, pattern, params))
-    # Literal paths before parameterised ones, as API Gateway prefers the most specific route.
-    return sorted(routes, key=lambda r: (len(r.params), -len(r.path)))
+    # Most specific first, as API Gateway chooses: literal paths, then {param}, then greedy {proxy+}.
+    return sorted(routes, key=lambda r: ("+}" in r.path, len(r.params), -len(r.path)))
 
 
 def stream_consumers() -> list[Consumer]:
