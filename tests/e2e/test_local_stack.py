@@ -187,6 +187,7 @@ def test_the_demo_key_and_cli_keys_are_bound_to_their_tenants(local_stack):
     assert requests.get(local_stack.url + EVENTS, headers=local_stack.headers, timeout=10).status_code == 200
 
 
+@pytest.mark.slow
 def test_fifty_concurrent_clients_lose_nothing_and_duplicate_nothing(local_stack):
     # Given a fresh tenant and 50 clients sending 10 events each, all at once
     headers = {**local_stack.tenant(f"load-{uuid.uuid4().hex[:8]}"), "Content-Type": "application/json"}

@@ -155,12 +155,23 @@ class _Queue:
     arn: str
 
 
+@dataclass
+class _Stream:
+    arn: str | None = None
+    shard_ids: list[str] = field(default_factory=list)
+    checked_at: float = float("-inf")
+
+
+SHARD_REFRESH = 1.0  # seconds between looks for a new stream (table re-created) or new shards
+
+
 class StreamPoller:
     def __init__(self, interval: float = 0.2, consumers: list[Consumer] | None = None):
         self.interval = interval
         self.consumers = consumers if consumers is not None else stream_consumers()
         self._shards: dict[tuple[str, str, str], _Shard] = {}
         self._queues: dict[str, _Queue] = {}
+        self._streams: dict[tuple[str, str], _Stream] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -207,28 +218,38 @@ class StreamPoller:
         return self._poll_stream(consumer) if consumer.kind == "DynamoDB" else self._poll_queue(consumer)
 
     # -- DynamoDB Streams --------------------------------------------------------------------------
+    def _stream(self, consumer: Consumer) -> _Stream:
+        """The table's current stream and shards, looked up again at most every SHARD_REFRESH seconds."""
+        stream = self._streams.setdefault((consumer.function.logical_id, consumer.source), _Stream())
+        if time.monotonic() - stream.checked_at >= SHARD_REFRESH:
+            table = table_logical_ids()[consumer.source]
+            stream.arn = aws.dynamodb().describe_table(TableName=table)["Table"].get("LatestStreamArn")
+            stream.shard_ids = [shard["ShardId"] for shard in aws.client("dynamodbstreams").describe_stream(
+                StreamArn=stream.arn)["StreamDescription"]["Shards"]] if stream.arn else []
+            stream.checked_at = time.monotonic()
+        return stream
+
     def _poll_stream(self, consumer: Consumer) -> bool:
-        table = table_logical_ids()[consumer.source]
-        streams = aws.client("dynamodbstreams")
-        arn = aws.dynamodb().describe_table(TableName=table)["Table"].get("LatestStreamArn")
-        if not arn:
+        stream = self._stream(consumer)
+        if not stream.arn:
             return False
+        streams = aws.client("dynamodbstreams")
         region = get_settings().region
         busy = False
-        for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-            key = (consumer.function.logical_id, consumer.source, shard["ShardId"])
+        for shard_id in stream.shard_ids:
+            key = (consumer.function.logical_id, consumer.source, shard_id)
             state = self._shards.get(key)
             if state is None:  # the tables are created by `serve`: from the start of a shard misses nothing
-                iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")
+                iterator = streams.get_shard_iterator(StreamArn=stream.arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON")
                 state = self._shards[key] = _Shard(iterator["ShardIterator"])
             if not state.pending and state.iterator:
                 response = streams.get_records(ShardIterator=state.iterator, Limit=1000)
                 state.iterator = response.get("NextShardIterator")  # None once a closed shard is read to its end
-                records = [lambda_stream_record(r, arn, region) for r in response.get("Records", [])]
+                records = [lambda_stream_record(r, stream.arn, region) for r in response.get("Records", [])]
                 state.pending = [r for r in records if not consumer.filters or any(matches(f, r) for f in consumer.filters)]
             if state.pending and time.monotonic() >= state.retry_at:
                 busy = True
-                self._deliver_stream_batch(consumer, state, shard["ShardId"])
+                self._deliver_stream_batch(consumer, state, shard_id)
         return busy
 
     def _deliver_stream_batch(self, consumer: Consumer, state: _Shard, shard_id: str) -> None:
@@ -302,7 +323,8 @@ class StreamPoller:
         messages: list[dict[str, Any]] = []
         while len(messages) < consumer.batch_size:  # SQS hands out at most 10 per call; Lambda batches up to BatchSize
             wanted = min(10, consumer.batch_size - len(messages))
-            got = sqs.receive_message(QueueUrl=queue.url, MaxNumberOfMessages=wanted, WaitTimeSeconds=0,
+            # Long-poll (1 s) while idle: a message is picked up as soon as it is sent, without busy polling.
+            got = sqs.receive_message(QueueUrl=queue.url, MaxNumberOfMessages=wanted, WaitTimeSeconds=0 if messages else 1,
                                       AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
             messages += got
             if len(got) < wanted:
