@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from collections import Counter
@@ -258,7 +259,12 @@ def test_sigterm_stops_the_stack_cleanly(spawn_stack):
 # == the stream poller against an embedded DynamoDB/SQS ==========================================================
 CONSUMER = '''
 """A throwaway consumer: records what it receives, fails the keys it is told to."""
+import threading
+import time
+
 received = []         # every event, in delivery order
+slow = {}             # key -> seconds its first delivery takes
+entered_slow = threading.Event()
 fail_once = set()     # keys (item pk or message body) that fail on their first delivery
 fail_always = set()   # keys that always fail
 seen = set()
@@ -274,6 +280,9 @@ def lambda_handler(event, context):
             key, identifier = record["dynamodb"]["Keys"]["pk"]["S"], record["dynamodb"]["SequenceNumber"]
         first = key not in seen
         seen.add(key)
+        if key in slow:
+            entered_slow.set()
+            time.sleep(slow.pop(key))
         if key in fail_always or (first and key in fail_once):
             failures.append({"itemIdentifier": identifier})
     return {"batchItemFailures": failures}
@@ -482,6 +491,28 @@ def test_a_stopped_poller_resumes_where_it_left_off(probe):
     # Then the records written meanwhile are delivered, and nothing is delivered twice
     assert eventually(lambda: p.delivered()["while-stopped-2"] == 1)
     assert p.delivered() == Counter({"before": 1, "while-stopped-1": 1, "while-stopped-2": 1})
+
+
+def test_a_restart_during_a_slow_batch_neither_loses_nor_duplicates(probe):
+    # Given a poller delivering a batch that takes a while
+    p = probe()
+    p.module.slow["slow"] = 1.0
+    p.poller.start()
+    p.put("slow")
+    assert p.module.entered_slow.wait(30)
+
+    # When it is told to stop and, before that stop has finished, to start again (SIGUSR1 then SIGUSR2)
+    stopping = threading.Thread(target=p.poller.stop)
+    stopping.start()
+    assert eventually(lambda: not p.poller.running)
+    p.poller.start()
+    stopping.join()
+    p.put("after-1", "after-2")
+
+    # Then it runs, and every record is delivered exactly once
+    assert p.poller.running
+    assert eventually(lambda: p.delivered()["after-2"] == 1)
+    assert p.delivered() == Counter({"slow": 1, "after-1": 1, "after-2": 1})
 
 
 def test_queue_messages_reach_the_consumer_and_only_failures_come_back(probe):

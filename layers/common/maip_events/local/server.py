@@ -106,8 +106,9 @@ def serve(host: str = "127.0.0.1", port: int = 3000, dynamodb_port: int = 8000, 
         signal.signal(signal.SIGINT, shutdown)
         signal.signal(signal.SIGTERM, shutdown)
         if hasattr(signal, "SIGUSR1"):  # fault injection for tests: stop or restart the stream poller
+            # Off the signal handler: stop() waits for a batch in flight, and neither may nest in a handler.
             signal.signal(signal.SIGUSR1, lambda *_: threading.Thread(target=poller.stop, daemon=True).start())
-            signal.signal(signal.SIGUSR2, lambda *_: poller.start())
+            signal.signal(signal.SIGUSR2, lambda *_: threading.Thread(target=poller.start, daemon=True).start())
         gateway.serve_forever(poll_interval=0.2)
     finally:
         if poller is not None:
@@ -138,11 +139,11 @@ def _announce(url: str, endpoint: str, key: dict[str, Any], as_json: bool) -> No
     print(f"""
 MAIP Events local stack is up (Ctrl-C to stop)
 
-  API              {url}
-  Swagger UI       {url}/v1/docs
-  Embedded DynamoDB {endpoint}   (tables from template.yaml, streams on)
-  Tenant           demo
-  API key          {key["api_key"]}   (scopes: *)
+  API                {url}
+  Swagger UI         {url}/v1/docs
+  Embedded DynamoDB  {endpoint}   (tables from template.yaml, streams on)
+  Tenant             demo
+  API key            {key["api_key"]}   (scopes: *)
 
 Try it:
 

@@ -165,6 +165,13 @@ class _Stream:
 SHARD_REFRESH = 1.0  # seconds between looks for a new stream (table re-created) or new shards
 
 
+@dataclass
+class _Run:
+    """One start() .. stop() of the poller: its own stop flag, so a quick restart never revives old threads."""
+    stop: threading.Event
+    threads: list[threading.Thread]
+
+
 class StreamPoller:
     def __init__(self, interval: float = 0.2, consumers: list[Consumer] | None = None):
         self.interval = interval
@@ -172,46 +179,59 @@ class StreamPoller:
         self._shards: dict[tuple[str, str, str], _Shard] = {}
         self._queues: dict[str, _Queue] = {}
         self._streams: dict[tuple[str, str], _Stream] = {}
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        # One lock per event source: a thread of a stopping run and one of the next never poll the same source at once.
+        self._source_locks = [threading.Lock() for _ in self.consumers]
+        self._lifecycle = threading.Lock()
+        self._run_state: _Run | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
-        if self.running:
-            return
-        self._stop.clear()
-        self._threads = [threading.Thread(target=self._run, args=(c,), daemon=True,
-                                          name=f"poller-{c.function.logical_id}-{c.kind}-{c.source}")
-                         for c in self.consumers]
-        for thread in self._threads:
-            thread.start()
+        """Starts polling (idempotent); safe to call while a stop() is still finishing a batch."""
+        with self._lifecycle:
+            if self.running:
+                return
+            stop = threading.Event()
+            threads = [threading.Thread(target=self._run, args=(i, stop), daemon=True,
+                                        name=f"poller-{c.function.logical_id}-{c.kind}-{c.source}")
+                       for i, c in enumerate(self.consumers)]
+            self._run_state = _Run(stop, threads)
+            for thread in threads:
+                thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stops polling; a batch being delivered finishes first (its outcome is recorded, not lost)."""
-        self._stop.set()
+        with self._lifecycle:
+            run = self._run_state
+            if run is None:
+                return
+            run.stop.set()
         deadline = time.monotonic() + timeout
-        for thread in self._threads:
+        for thread in run.threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        self._threads = [t for t in self._threads if t.is_alive()]
 
     @property
     def running(self) -> bool:
-        return any(t.is_alive() for t in self._threads) and not self._stop.is_set()
+        run = self._run_state
+        return run is not None and not run.stop.is_set() and any(t.is_alive() for t in run.threads)
 
-    def _run(self, consumer: Consumer) -> None:
+    def _run(self, index: int, stop: threading.Event) -> None:
+        consumer, lock = self.consumers[index], self._source_locks[index]
         last_error = None
-        while not self._stop.is_set():
+        while not stop.is_set():
             try:
-                busy = self.poll(consumer)
+                with lock:
+                    if stop.is_set():
+                        break
+                    busy = self.poll(consumer)
                 last_error = None
             except Exception as error:  # keep polling: a broken source must not stop the stack
                 if repr(error) != last_error:  # log a persistent error once, not every interval
                     log.exception("polling %s (%s %s) failed", consumer.function.logical_id, consumer.kind, consumer.source)
                     last_error = repr(error)
-                self._stop.wait(1.0)
+                stop.wait(1.0)
                 continue
             if not busy:
-                self._stop.wait(self.interval)
+                stop.wait(self.interval)
 
     def poll(self, consumer: Consumer) -> bool:
         """One pass over one event source; True when it delivered something (poll again at once)."""

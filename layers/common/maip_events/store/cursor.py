@@ -26,7 +26,10 @@ def decode(token: str, scope: dict[str, Any]) -> dict[str, Any]:
     """The position inside `token`; 400 if it was altered or belongs to another tenant or query."""
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        body, mac = raw.rsplit(b".", 1)
+        # The MAC is 16 raw bytes and may itself contain ".": split by position, not by separator.
+        if raw[-17:-16] != b".":
+            raise ValueError("malformed")
+        body, mac = raw[:-17], raw[-16:]
         expected = _sign(body + b"|" + json.dumps(scope, sort_keys=True).encode())
         if not hmac.compare_digest(mac, expected):
             raise ValueError("bad signature")
