@@ -43,7 +43,7 @@ def list_all(url: str, headers: dict) -> tuple[list[dict], int]:
     items, token, total = [], None, None
     with requests.Session() as session:
         while True:
-            params = {"limit": 500, **({"next_token": token} if token else {})}
+            params = {"limit": 250, **({"next_token": token} if token else {})}
             response = session.get(url + EVENTS, headers=headers, params=params, timeout=60)
             assert response.status_code == 200, response.text
             page = response.json()
