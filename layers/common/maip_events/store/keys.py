@@ -5,6 +5,7 @@ from typing import Any
 
 from maip_events import aws
 from maip_events.settings import get_settings
+from maip_events.store import query_items
 
 
 def _to_record(item: dict[str, Any]) -> dict[str, Any]:
@@ -51,18 +52,9 @@ class ApiKeyStore:
         return _to_record(items[0]) if items else None
 
     def by_tenant(self, tenant_id: str) -> list[dict[str, Any]]:
-        records, args = [], {
-            "TableName": self.table,
-            "IndexName": "by_tenant",
-            "KeyConditionExpression": "tenant_id = :t",
-            "ExpressionAttributeValues": {":t": {"S": tenant_id}},
-        }
-        while True:
-            response = self.client.query(**args)
-            records += [_to_record(i) for i in response.get("Items", [])]
-            if "LastEvaluatedKey" not in response:
-                return records
-            args["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        items = query_items(self.client, TableName=self.table, IndexName="by_tenant", KeyConditionExpression="tenant_id = :t",
+                            ExpressionAttributeValues={":t": {"S": tenant_id}})
+        return [_to_record(i) for i in items]
 
     def mark_revoked(self, key_hash: str, revoked_at: str) -> None:
         self.client.update_item(

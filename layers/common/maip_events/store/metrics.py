@@ -15,6 +15,7 @@ from typing import Any, Iterable, Iterator
 from maip_events import aws
 from maip_events.models.events import StoredEvent
 from maip_events.settings import get_settings
+from maip_events.store import query_items
 
 DIMENSIONS = ("total", "event_type", "severity", "agent_id")
 MAX_TRANSACTION_ITEMS = 100  # DynamoDB's TransactWriteItems limit
@@ -100,14 +101,9 @@ class MetricsStore:
             "ExpressionAttributeValues": {":pk": {"S": f"{tenant_id}#{dimension}"}, ":low": {"S": f"{first_hour}#"},
                                           ":high": {"S": f"{last_hour}#\U0010ffff"}},
         }
-        while True:
-            response = self.client.query(**args)
-            for item in response["Items"]:
-                hour, value = item["sk"]["S"].split("#", 1)
-                yield Counter(dimension, hour, value, int(item["count"]["N"]))
-            if "LastEvaluatedKey" not in response:
-                return
-            args["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        for item in query_items(self.client, **args):
+            hour, value = item["sk"]["S"].split("#", 1)
+            yield Counter(dimension, hour, value, int(item["count"]["N"]))
 
 
 def chunks(events: Iterable[StoredEvent]) -> Iterator[list[StoredEvent]]:

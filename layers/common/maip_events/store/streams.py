@@ -10,6 +10,7 @@ from maip_events import aws
 from maip_events.models.events import StoredEvent
 from maip_events.settings import get_settings
 from maip_events.store.events import from_item
+from maip_events.store import query_items
 
 COUNTERS = ("delivered_events", "delivered_batches", "failed_attempts", "retried_batches", "dead_lettered_events")
 
@@ -95,15 +96,9 @@ class StreamStore:
         return _from(item) if item else None
 
     def by_tenant(self, tenant_id: str) -> list[LogStream]:
-        args: dict[str, Any] = {"TableName": self.table, "KeyConditionExpression": "tenant_id = :t",
-                                "ExpressionAttributeValues": {":t": {"S": tenant_id}}}
-        streams = []
-        while True:
-            response = self.client.query(**args)
-            streams += [_from(i) for i in response["Items"]]
-            if "LastEvaluatedKey" not in response:
-                return streams
-            args["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        items = query_items(self.client, TableName=self.table, KeyConditionExpression="tenant_id = :t",
+                            ExpressionAttributeValues={":t": {"S": tenant_id}})
+        return [_from(i) for i in items]
 
     def delete(self, tenant_id: str, stream_id: str) -> bool:
         response = self.client.delete_item(TableName=self.table, Key=self._key(tenant_id, stream_id), ReturnValues="ALL_OLD")

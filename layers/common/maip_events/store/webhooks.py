@@ -7,6 +7,7 @@ from typing import Any
 
 from maip_events import aws
 from maip_events.settings import get_settings
+from maip_events.store import query_items
 
 DELIVERY_RETENTION_DAYS = 30
 
@@ -122,17 +123,9 @@ class SubscriptionStore:
         return found
 
     def by_tenant(self, tenant_id: str) -> list[Subscription]:
-        subs, args = [], {
-            "TableName": self.table,
-            "KeyConditionExpression": "tenant_id = :t",
-            "ExpressionAttributeValues": {":t": {"S": tenant_id}},
-        }
-        while True:
-            response = self.client.query(**args)
-            subs += [_sub_from(i) for i in response.get("Items", [])]
-            if "LastEvaluatedKey" not in response:
-                return subs
-            args["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        items = query_items(self.client, TableName=self.table, KeyConditionExpression="tenant_id = :t",
+                            ExpressionAttributeValues={":t": {"S": tenant_id}})
+        return [_sub_from(i) for i in items]
 
     def tenant_of(self, webhook_id: str) -> str | None:
         """The owning tenant of a subscription id (operator CLI only; the API always knows the tenant)."""
