@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 pytestmark = pytest.mark.infra
 
@@ -34,36 +33,11 @@ TEMPLATE = "template.yaml"
 # helpers
 # --------------------------------------------------------------------------------------------------------------------
 
-class _CfnLoader(yaml.SafeLoader):
-    """Fallback reader for CloudFormation short tags (!Ref, !GetAtt, !Sub, ...) into their long forms."""
-
-
-def _cfn_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    name = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {name: value}
-
-
-_CfnLoader.add_multi_constructor("!", _cfn_tag)
-
-
 def _read_template(path: Path) -> dict[str, Any]:
-    """The template as plain data; prefers the project's own reader (maip_events.local.template) when present."""
-    try:
-        from maip_events.local import template as local_template
-    except ImportError:
-        local_template = None
-    if local_template is not None and local_template.template_path().resolve() == path.resolve():
-        return copy.deepcopy(local_template.load_template())  # the reader caches: never mutate its copy
-    with open(path, encoding="utf-8") as handle:
-        return yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    """The template as plain data, read by the project's own CloudFormation-aware reader."""
+    from maip_events.local.template import parse_template
+
+    return parse_template(path)
 
 
 def _tool(name: str) -> str:

@@ -45,6 +45,11 @@ def template_path() -> Path:
 
 @lru_cache(maxsize=4)
 def _load(path: str) -> dict[str, Any]:
+    return parse_template(path)
+
+
+def parse_template(path: str | Path) -> dict[str, Any]:
+    """Any CloudFormation/SAM template file as plain data (short tags in their long forms); not cached."""
     with open(path, encoding="utf-8") as handle:
         return yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
 
