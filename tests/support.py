@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
-from typing import Any
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any, Iterator
 from urllib.parse import urlencode
 
 
@@ -58,3 +61,26 @@ def key_headers(tenant: str, scopes: list[str]) -> dict[str, str]:
 
     key = create_api_key(tenant, scopes)
     return {"X-API-Key": key["api_key"], "X-Tenant-ID": tenant, "Content-Type": "application/json"}
+
+
+@contextmanager
+def serve_json(document: bytes, path: str = "/.well-known/jwks.json") -> Iterator[str]:
+    """A JSON document (e.g. a JWKS) served over HTTP from 127.0.0.1; yields its URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(document)))
+            self.end_headers()
+            self.wfile.write(document)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}{path}"
+    finally:
+        server.shutdown()

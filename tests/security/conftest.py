@@ -2,34 +2,17 @@
 served from 127.0.0.1 by the test process, issuer and audience) and the most verbose logging."""
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
-
 import pytest
 
 from attack_tokens import AUDIENCE, HS_SECRET, ISSUER, jwks_document
 from served_stack import served
+from support import serve_json
 
 
 @pytest.fixture(scope="session")
 def jwks_url():
-    document = jwks_document()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(document)))
-            self.end_headers()
-            self.wfile.write(document)
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/.well-known/jwks.json"
-    server.shutdown()
+    with serve_json(jwks_document()) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

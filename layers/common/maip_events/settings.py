@@ -70,13 +70,23 @@ def _env(name: str, default: str | None = None) -> str | None:
     return value if value else default
 
 
+def _resource(name: str) -> str:
+    """A table or queue name: from the env var the template sets, else its local default."""
+    return _env(name, TABLE_DEFAULTS[name])
+
+
+def _seconds(name: str, default: str) -> tuple[int, ...]:
+    """A comma-separated schedule of delays in seconds, e.g. "5,60,300"."""
+    return tuple(int(float(part)) for part in _env(name, default).split(",") if part.strip())
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings(
         region=_env("AWS_REGION") or _env("AWS_DEFAULT_REGION") or "us-east-1",
         dynamodb_endpoint=_env("MAIP_DYNAMODB_ENDPOINT"),
-        events_table=_env("MAIP_EVENTS_TABLE", TABLE_DEFAULTS["MAIP_EVENTS_TABLE"]),
-        keys_table=_env("MAIP_KEYS_TABLE", TABLE_DEFAULTS["MAIP_KEYS_TABLE"]),
+        events_table=_resource("MAIP_EVENTS_TABLE"),
+        keys_table=_resource("MAIP_KEYS_TABLE"),
         jwt_secret=_env("MAIP_JWT_SECRET"),
         jwt_jwks_url=_env("MAIP_JWT_JWKS_URL"),
         jwt_issuer=_env("MAIP_JWT_ISSUER"),
@@ -84,32 +94,28 @@ def get_settings() -> Settings:
         # Deployed stacks always pass CursorSecret; the fallback only serves the local stack and tests.
         cursor_secret=_env("MAIP_CURSOR_SECRET", "maip-local-cursor-secret"),
         local=_env("MAIP_LOCAL", "0") == "1",
-        webhooks_table=_env("MAIP_WEBHOOKS_TABLE", TABLE_DEFAULTS["MAIP_WEBHOOKS_TABLE"]),
-        deliveries_table=_env("MAIP_DELIVERIES_TABLE", TABLE_DEFAULTS["MAIP_DELIVERIES_TABLE"]),
-        webhook_queue=_env("MAIP_WEBHOOK_QUEUE", TABLE_DEFAULTS["MAIP_WEBHOOK_QUEUE"]),
-        webhook_dlq=_env("MAIP_WEBHOOK_DLQ", TABLE_DEFAULTS["MAIP_WEBHOOK_DLQ"]),
-        webhook_retry_schedule=tuple(
-            int(float(s)) for s in _env("MAIP_WEBHOOK_RETRY_SCHEDULE", WEBHOOK_RETRY_SCHEDULE).split(",") if s.strip()
-        ),
+        webhooks_table=_resource("MAIP_WEBHOOKS_TABLE"),
+        deliveries_table=_resource("MAIP_DELIVERIES_TABLE"),
+        webhook_queue=_resource("MAIP_WEBHOOK_QUEUE"),
+        webhook_dlq=_resource("MAIP_WEBHOOK_DLQ"),
+        webhook_retry_schedule=_seconds("MAIP_WEBHOOK_RETRY_SCHEDULE", WEBHOOK_RETRY_SCHEDULE),
         webhook_timeout=float(_env("MAIP_WEBHOOK_TIMEOUT", "10")),
         webhook_disable_after=int(_env("MAIP_WEBHOOK_DISABLE_AFTER", str(3 * 86400))),
         webhook_concurrency=int(_env("MAIP_WEBHOOK_CONCURRENCY", "50")),
-        streams_table=_env("MAIP_STREAMS_TABLE", TABLE_DEFAULTS["MAIP_STREAMS_TABLE"]),
-        metrics_table=_env("MAIP_METRICS_TABLE", TABLE_DEFAULTS["MAIP_METRICS_TABLE"]),
-        stream_retry_queue=_env("MAIP_STREAM_RETRY_QUEUE", TABLE_DEFAULTS["MAIP_STREAM_RETRY_QUEUE"]),
-        stream_dlq=_env("MAIP_STREAM_DLQ", TABLE_DEFAULTS["MAIP_STREAM_DLQ"]),
-        stream_retry_schedule=tuple(
-            int(float(s)) for s in _env("MAIP_STREAM_RETRY_SCHEDULE", STREAM_RETRY_SCHEDULE).split(",") if s.strip()
-        ),
+        streams_table=_resource("MAIP_STREAMS_TABLE"),
+        metrics_table=_resource("MAIP_METRICS_TABLE"),
+        stream_retry_queue=_resource("MAIP_STREAM_RETRY_QUEUE"),
+        stream_dlq=_resource("MAIP_STREAM_DLQ"),
+        stream_retry_schedule=_seconds("MAIP_STREAM_RETRY_SCHEDULE", STREAM_RETRY_SCHEDULE),
         stream_timeout=float(_env("MAIP_STREAM_TIMEOUT", "10")),
         stream_bucket_prefix=_env("MAIP_STREAM_BUCKET_PREFIX", ""),
         export_max_bytes=int(_env("MAIP_EXPORT_MAX_BYTES", str(4 * 1024 * 1024))),
         export_max_events=int(_env("MAIP_EXPORT_MAX_EVENTS", "20000")),
-        counters_table=_env("MAIP_COUNTERS_TABLE", TABLE_DEFAULTS["MAIP_COUNTERS_TABLE"]),
-        tenants_table=_env("MAIP_TENANTS_TABLE", TABLE_DEFAULTS["MAIP_TENANTS_TABLE"]),
+        counters_table=_resource("MAIP_COUNTERS_TABLE"),
+        tenants_table=_resource("MAIP_TENANTS_TABLE"),
         # Cached only inside deployed Lambdas; the local stack and tests see a change at once.
         tenant_settings_ttl=float(_env("MAIP_TENANT_SETTINGS_TTL", "30" if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") and _env("MAIP_LOCAL", "0") != "1" else "0")),
-        idempotency_table=_env("MAIP_IDEMPOTENCY_TABLE", TABLE_DEFAULTS["MAIP_IDEMPOTENCY_TABLE"]),
+        idempotency_table=_resource("MAIP_IDEMPOTENCY_TABLE"),
     )
 
 
