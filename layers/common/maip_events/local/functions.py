@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import importlib
+import sys
 import threading
 import time
 import uuid
 from typing import Any, Callable
 
-from maip_events.local.template import Function
+from maip_events.local.template import Function, template_path
 
 _handlers: dict[str, Callable] = {}
 _locks: dict[str, threading.Lock] = {}
@@ -30,10 +31,19 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
+def _make_handlers_importable() -> None:
+    """Handlers are `functions.<name>.app` beside template.yaml; a console script (`maip-events serve`)
+    does not put that folder on sys.path the way pytest's pythonpath does."""
+    root = str(template_path().resolve().parent)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+
+
 def invoke(function: Function, event: dict[str, Any]) -> Any:
     """One invocation; a function runs one event at a time, like a single warm Lambda container."""
     with _registry_lock:
         if function.logical_id not in _handlers:
+            _make_handlers_importable()
             module = importlib.import_module(function.module)
             _handlers[function.logical_id] = getattr(module, function.handler)
             _locks[function.logical_id] = threading.Lock()
