@@ -157,7 +157,7 @@ def main() -> None:
 
     from maip_events import settings
     from maip_events.auth.keys import create_api_key
-    from maip_events.local.template import table_definitions
+    from maip_events_local.template import table_definitions
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

@@ -178,8 +178,8 @@ def main() -> None:
     from moto import mock_aws
 
     from maip_events import settings as settings_module
-    from maip_events.local import moto_patches
-    from maip_events.local.template import table_definitions
+    from maip_events_local import moto_patches
+    from maip_events_local.template import table_definitions
     from maip_events.store.events import EventFilter, EventStore
 
     moto_patches.install()

@@ -20,7 +20,7 @@ from moto import mock_aws  # noqa: E402
 
 from maip_events import settings  # noqa: E402
 from maip_events.events import build_event  # noqa: E402
-from maip_events.local.template import table_definitions  # noqa: E402
+from maip_events_local.template import table_definitions  # noqa: E402
 from maip_events.models.events import EmitEventRequest  # noqa: E402
 from maip_events.store.metrics import MetricsStore, chunks, counter_keys  # noqa: E402
 

@@ -87,7 +87,7 @@ def _wait_for_port(port: int) -> None:
 
 def _run(url: str, total: int) -> tuple[float, float, float]:
     from maip_events import settings
-    from maip_events.local.server import create_resources
+    from maip_events_local.server import create_resources
 
     settings.reset()
     create_resources()

@@ -24,7 +24,7 @@ class ServedStack:
         self.headers = {"X-API-Key": self.api_key, "X-Tenant-ID": self.tenant_id}
 
     def cli(self, *args: str) -> dict:
-        done = subprocess.run([sys.executable, "-m", "maip_events.cli", *args, "--json", "--dynamodb-endpoint", self.dynamodb_endpoint],
+        done = subprocess.run([sys.executable, "-m", "maip_events_local.cli", *args, "--json", "--dynamodb-endpoint", self.dynamodb_endpoint],
                               capture_output=True, text=True, timeout=60, cwd=ROOT, env=self.env)
         assert done.returncode == 0, done.stdout + done.stderr
         return json.loads(done.stdout)
@@ -57,7 +57,7 @@ def served(**env_extra: str) -> Iterator[ServedStack]:
         log_path = Path(folder) / "stderr.log"
         with log_path.open("w") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "maip_events.cli", "serve", "--port", "0", "--dynamodb-port", "0", "--json"],
+                [sys.executable, "-m", "maip_events_local.cli", "serve", "--port", "0", "--dynamodb-port", "0", "--json"],
                 stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT, env=env)
             try:
                 line = process.stdout.readline()

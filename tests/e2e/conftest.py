@@ -42,7 +42,7 @@ class LocalStack:
 
     def cli(self, *args: str, check: bool = True) -> Any:
         """`maip-events ARGS --json` against this stack's embedded DynamoDB; the parsed JSON it printed."""
-        done = subprocess.run([sys.executable, "-m", "maip_events.cli", *args, "--json",
+        done = subprocess.run([sys.executable, "-m", "maip_events_local.cli", *args, "--json",
                                "--dynamodb-endpoint", self.dynamodb_endpoint],
                               capture_output=True, text=True, timeout=60, cwd=REPO_ROOT, env=self.env)
         if check:
@@ -68,7 +68,7 @@ def start_stack(log: Path, **env: str) -> LocalStack:
     environment = stack_env(**env)
     with open(log, "wb") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "maip_events.cli", "serve", "--port", "0", "--dynamodb-port", "0", "--json"],
+            [sys.executable, "-m", "maip_events_local.cli", "serve", "--port", "0", "--dynamodb-port", "0", "--json"],
             stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=REPO_ROOT, env=environment)
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: lines.put(process.stdout.readline()), daemon=True).start()

@@ -1,7 +1,7 @@
 """The Docker-less local stack: `maip-events serve` driven over HTTP and the CLI, and its stream poller.
 
 The first part talks to a real `serve` process like any client would. The second part runs the poller
-(`maip_events.local.streams`) against an in-process embedded DynamoDB/SQS with a throwaway consumer
+(`maip_events_local.streams`) against an in-process embedded DynamoDB/SQS with a throwaway consumer
 function and a small template, because template.yaml's own consumers deliver to external systems.
 """
 from __future__ import annotations
@@ -232,7 +232,7 @@ def test_fifty_concurrent_clients_lose_nothing_and_duplicate_nothing(local_stack
 def test_a_busy_port_is_reported_in_one_line(local_stack):
     # When a second stack is started on the API port the first one uses
     port = str(urlsplit(local_stack.url).port)
-    done = subprocess.run([sys.executable, "-m", "maip_events.cli", "serve", "--port", port, "--dynamodb-port", "0"],
+    done = subprocess.run([sys.executable, "-m", "maip_events_local.cli", "serve", "--port", port, "--dynamodb-port", "0"],
                           capture_output=True, text=True, timeout=60, cwd=REPO_ROOT, env=local_stack.env)
 
     # Then it exits with an error that names the port, without a traceback
@@ -354,8 +354,8 @@ class Probe:
     """One throwaway consumer function wired by a small template: its table, queues, module and poller."""
 
     def __init__(self, endpoint: str, module, suffix: str):
-        from maip_events.local.streams import StreamPoller
-        from maip_events.local.template import local_name
+        from maip_events_local.streams import StreamPoller
+        from maip_events_local.template import local_name
 
         self.module = module
         self.dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
@@ -378,7 +378,7 @@ class Probe:
 
 @pytest.fixture
 def probe(embedded_aws, tmp_path, monkeypatch):
-    from maip_events.local.server import create_resources
+    from maip_events_local.server import create_resources
 
     suffix = uuid.uuid4().hex[:8].upper()
     package = f"probe_{suffix.lower()}"
@@ -554,7 +554,7 @@ def test_queue_messages_reach_the_consumer_and_only_failures_come_back(probe):
 
 def test_a_stream_poller_reads_the_template_of_the_project():
     # The project's own consumers are found from template.yaml (their delivery is covered by the webhook/SIEM suites)
-    from maip_events.local.streams import StreamPoller
+    from maip_events_local.streams import StreamPoller
 
     poller = StreamPoller()
     assert {(c.function.logical_id, c.kind) for c in poller.consumers} >= {("WebhookFanoutFunction", "DynamoDB"),

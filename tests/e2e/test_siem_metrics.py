@@ -40,7 +40,7 @@ def _env(**extra: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def stack():
     env = _env(MAIP_STREAM_RETRY_SCHEDULE="1,1,1,1", MAIP_STREAM_TIMEOUT="2", POWERTOOLS_METRICS_DISABLED="true")
-    process = subprocess.Popen([sys.executable, "-m", "maip_events.cli", "serve", "--port", "0", "--dynamodb-port", "0", "--json"],
+    process = subprocess.Popen([sys.executable, "-m", "maip_events_local.cli", "serve", "--port", "0", "--dynamodb-port", "0", "--json"],
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT, env=env)
     try:
         line = process.stdout.readline()

@@ -29,7 +29,7 @@ class Stack:
         self.headers = {"X-API-Key": info["api_key"], "X-Tenant-ID": info["tenant_id"]}
 
     def cli(self, *args: str) -> dict:
-        done = subprocess.run([sys.executable, "-m", "maip_events.cli", *args, "--json", "--dynamodb-endpoint", self.dynamodb_endpoint],
+        done = subprocess.run([sys.executable, "-m", "maip_events_local.cli", *args, "--json", "--dynamodb-endpoint", self.dynamodb_endpoint],
                               capture_output=True, text=True, timeout=60, cwd=ROOT, env=_env())
         assert done.returncode == 0, done.stdout + done.stderr
         return json.loads(done.stdout)
@@ -71,7 +71,7 @@ def _env(**extra: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def stack():
     env = _env(MAIP_WEBHOOK_RETRY_SCHEDULE="1,1", MAIP_WEBHOOK_TIMEOUT="1")
-    process = subprocess.Popen([sys.executable, "-m", "maip_events.cli", "serve", "--port", "0", "--dynamodb-port", "0", "--json"],
+    process = subprocess.Popen([sys.executable, "-m", "maip_events_local.cli", "serve", "--port", "0", "--dynamodb-port", "0", "--json"],
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT, env=env)
     try:
         line = process.stdout.readline()

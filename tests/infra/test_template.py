@@ -35,7 +35,7 @@ TEMPLATE = "template.yaml"
 
 def _read_template(path: Path) -> dict[str, Any]:
     """The template as plain data, read by the project's own CloudFormation-aware reader."""
-    from maip_events.local.template import parse_template
+    from maip_events_local.template import parse_template
 
     return parse_template(path)
 

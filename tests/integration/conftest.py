@@ -20,7 +20,7 @@ def aws(monkeypatch):
         monkeypatch.setenv(name, value)
     for name in ("MAIP_DYNAMODB_ENDPOINT", "MAIP_LOCAL", "MAIP_JWT_SECRET", "MAIP_JWT_JWKS_URL", "MAIP_JWT_ISSUER", "MAIP_JWT_AUDIENCE"):
         monkeypatch.delenv(name, raising=False)
-    from maip_events.local.template import table_definitions
+    from maip_events_local.template import table_definitions
 
     with mock_aws():
         settings.reset()

@@ -25,7 +25,7 @@ AGENTS = [None, "a-1", "a#2"]
 
 @pytest.fixture(autouse=True)
 def fast_transactions():
-    from maip_events.local import moto_patches
+    from maip_events_local import moto_patches
 
     moto_patches.install()  # moto's own TransactWriteItems copies whole tables per item
 
@@ -215,7 +215,7 @@ def test_retrying_a_batch_counts_each_event_once(aws):
 def test_cli_sets_a_tenants_retention(aws, capsys):
     import json
 
-    from maip_events.cli import main
+    from maip_events_local.cli import main
 
     # When an operator sets tenant t9's retention
     assert main(["tenants", "set-retention", "--tenant", "t9", "--days", "90", "--json"]) == 0

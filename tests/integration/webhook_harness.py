@@ -62,7 +62,7 @@ class Pipeline:
 
 
 def create_queues() -> None:
-    from maip_events.local.template import queue_definitions
+    from maip_events_local.template import queue_definitions
 
     sqs = aws.client("sqs")
     for queue in queue_definitions():

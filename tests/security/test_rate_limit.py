@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from maip_events.local.ratelimit import TenantRateLimiter, parse
+from maip_events_local.ratelimit import TenantRateLimiter, parse
 from served_stack import served
 
 EVENTS = "/v1/observability/events"
@@ -69,7 +69,7 @@ def test_the_local_stack_answers_429_per_tenant_and_stores_nothing_for_refused_r
 
 
 def test_the_template_throttles_the_http_api_stage(repo_root):
-    from maip_events.local.template import load_template
+    from maip_events_local.template import load_template
 
     settings = load_template()["Resources"]["HttpApi"]["Properties"]["DefaultRouteSettings"]
     assert settings["ThrottlingRateLimit"] > 0 and settings["ThrottlingBurstLimit"] >= settings["ThrottlingRateLimit"]

@@ -15,8 +15,8 @@ import yaml
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from maip_events import settings
-from maip_events.local import template
-from maip_events.local.gateway import build_event, lambda_response
+from maip_events_local import template
+from maip_events_local.gateway import build_event, lambda_response
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,16 +7,21 @@ from typing import Any
 from maip_events.settings import get_settings
 
 
-@lru_cache(maxsize=None)
 def client(service: str) -> Any:
+    """The process's client for `service`, for the current settings (a settings reset yields a new client)."""
+    settings = get_settings()
+    endpoint = settings.dynamodb_endpoint if service in ("dynamodb", "dynamodbstreams", "sqs", "s3") else None
+    return _client(service, settings.region, endpoint)
+
+
+@lru_cache(maxsize=None)
+def _client(service: str, region: str, endpoint: str | None) -> Any:
     import boto3  # imported on first use: keeps handler import (cold start) cheap
     from botocore.config import Config
 
-    settings = get_settings()
-    endpoint = settings.dynamodb_endpoint if service in ("dynamodb", "dynamodbstreams", "sqs", "s3") else None
     return boto3.session.Session().client(
         service,
-        region_name=settings.region,
+        region_name=region,
         endpoint_url=endpoint,
         config=Config(
             retries={"mode": "standard", "max_attempts": 4},
@@ -33,4 +38,4 @@ def dynamodb() -> Any:
 
 
 def reset() -> None:
-    client.cache_clear()
+    _client.cache_clear()

@@ -120,8 +120,5 @@ def get_settings() -> Settings:
 
 
 def reset() -> None:
-    """Forget cached settings and clients (tests change the environment between cases)."""
-    from maip_events import aws
-
+    """Forget cached settings (tests change the environment between cases); AWS clients follow the new settings."""
     get_settings.cache_clear()
-    aws.reset()

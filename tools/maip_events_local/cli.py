@@ -181,7 +181,7 @@ def tenants_show(args: argparse.Namespace) -> Any:
 
 @command("serve")
 def serve(args: argparse.Namespace) -> Any:
-    from maip_events.local.server import serve as run
+    from maip_events_local.server import serve as run
 
     run(args.host, args.port, args.dynamodb_port, args.json)
 

@@ -17,11 +17,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 from maip_events import aws
-from maip_events.local import functions
-from maip_events.local.template import Consumer, local_name, stream_consumers, table_logical_ids
+from maip_events_local import functions
+from maip_events_local.template import Consumer, local_name, stream_consumers, table_logical_ids
 from maip_events.settings import get_settings
 
-log = logging.getLogger("maip_events.local.streams")
+log = logging.getLogger("maip_events_local.streams")
 
 _MISSING = object()
 

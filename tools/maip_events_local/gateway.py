@@ -15,12 +15,12 @@ from typing import Any, Callable
 from urllib.parse import unquote
 
 from maip_events.errors import error_body
-from maip_events.local import functions
-from maip_events.local.template import Route, http_routes
+from maip_events_local import functions
+from maip_events_local.template import Route, http_routes
 
 MAX_PAYLOAD = 6 * 1024 * 1024  # Lambda's synchronous invocation payload limit
 DRAIN_LIMIT = 64 * 1024 * 1024  # an oversized body is read and dropped up to this, so the client sees the 413
-log = logging.getLogger("maip_events.local.gateway")
+log = logging.getLogger("maip_events_local.gateway")
 
 # Statuses http.server itself may answer (malformed request line, huge headers, ...) -> contract error codes.
 _SERVER_ERRORS = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed", 408: "invalid_request",

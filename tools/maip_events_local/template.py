@@ -37,7 +37,7 @@ _CfnLoader.add_multi_constructor("!", _construct)
 def template_path() -> Path:
     if os.environ.get("MAIP_TEMPLATE"):
         return Path(os.environ["MAIP_TEMPLATE"])
-    for base in (Path.cwd(), *Path.cwd().parents, Path(__file__).resolve().parents[4]):
+    for base in (Path.cwd(), *Path.cwd().parents, Path(__file__).resolve().parents[2]):
         if (base / "template.yaml").is_file():
             return base / "template.yaml"
     raise FileNotFoundError("template.yaml not found (run from the project root or set MAIP_TEMPLATE)")

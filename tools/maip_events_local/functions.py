@@ -8,7 +8,7 @@ import time
 import uuid
 from typing import Any, Callable
 
-from maip_events.local.template import Function, template_path
+from maip_events_local.template import Function, template_path
 
 _handlers: dict[str, Callable] = {}
 _locks: dict[str, threading.Lock] = {}

@@ -13,7 +13,7 @@ from typing import Any
 
 from maip_events import settings
 
-log = logging.getLogger("maip_events.local")
+log = logging.getLogger("maip_events_local")
 
 
 def _configure_environment(dynamodb_endpoint: str) -> None:
@@ -30,7 +30,7 @@ def _configure_environment(dynamodb_endpoint: str) -> None:
 def create_resources() -> None:
     """Tables (streams and TTL on) and queues (with their dead-letter redrive) exactly as template.yaml says."""
     from maip_events import aws
-    from maip_events.local.template import local_name, queue_definitions, table_definitions
+    from maip_events_local.template import local_name, queue_definitions, table_definitions
 
     dynamodb = aws.dynamodb()
     existing = set(dynamodb.list_tables()["TableNames"])
@@ -70,8 +70,8 @@ def serve(host: str = "127.0.0.1", port: int = 3000, dynamodb_port: int = 8000, 
     for noisy in ("werkzeug", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    from maip_events.local import moto_patches
-    from maip_events.local.gateway import Gateway
+    from maip_events_local import moto_patches
+    from maip_events_local.gateway import Gateway
 
     _check_port_free("127.0.0.1", dynamodb_port, "Embedded DynamoDB", "--dynamodb-port")
     try:  # bound first: a taken API port fails before anything else starts
@@ -88,7 +88,7 @@ def serve(host: str = "127.0.0.1", port: int = 3000, dynamodb_port: int = 8000, 
         create_resources()
 
         from maip_events.auth.keys import create_api_key
-        from maip_events.local.streams import StreamPoller
+        from maip_events_local.streams import StreamPoller
 
         key = create_api_key(tenant_id="demo", scopes=["*"], name="local demo key")
         poller = StreamPoller()
@@ -120,7 +120,7 @@ def serve(host: str = "127.0.0.1", port: int = 3000, dynamodb_port: int = 8000, 
 
 def _rate_limiter() -> Any:
     try:
-        from maip_events.local.ratelimit import from_environment
+        from maip_events_local.ratelimit import from_environment
     except ImportError:
         return None
     return from_environment()
