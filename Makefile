@@ -10,6 +10,11 @@ STAMP := $(VENV)/.installed
 PORT ?= 3000
 DYNAMODB_PORT ?= 8000
 PYTEST_ARGS ?=
+# Hash-locked dependencies (`make lock` regenerates both): the test/dev environment, and the layer's runtime
+# subset that `sam build` installs. Same versions in both; tests/unit/test_dependency_lock.py checks it.
+LOCK := requirements-dev.lock
+LAYER_LOCK := layers/common/requirements.txt
+UV_COMPILE := $(BIN)/uv pip compile --quiet --generate-hashes --universal --python-version 3.11 $(if $(UPGRADE),--upgrade)
 
 # Nothing here talks to a real AWS account: tests, the local stack and the SAM tools get fake credentials,
 # a fixed region and no telemetry. (Variables given on the make command line still win.)
@@ -20,7 +25,7 @@ export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
 export SAM_CLI_TELEMETRY := 0
 unexport AWS_PROFILE AWS_SESSION_TOKEN AWS_SECURITY_TOKEN
 
-.PHONY: help venv install run test lint-template build bench clean
+.PHONY: help venv install lock run test lint-template build bench clean
 
 help:
 	@echo "make run            start the local stack on http://127.0.0.1:$(PORT) (embedded DynamoDB on :$(DYNAMODB_PORT))"
@@ -28,21 +33,31 @@ help:
 	@echo "make lint-template  sam validate --lint, cfn-lint on template.yaml and on its SAM translation"
 	@echo "make build          sam build (no Docker; needs the template's python3.x on PATH)"
 	@echo "make bench          run every bench/*.py (prints ratios; never part of the tests)"
-	@echo "make install        create $(VENV) and install the project with its dev tools"
+	@echo "make install        create $(VENV) and install the locked dependencies, then the project"
+	@echo "make lock           re-resolve $(LOCK) and $(LAYER_LOCK) after a dependency change (UPGRADE=1: newest)"
 	@echo "make clean          remove build and test artifacts (keeps $(VENV))"
 
-# Re-runs only when pyproject.toml changes (or the stamp is missing).
-$(STAMP): pyproject.toml
+# Re-runs only when pyproject.toml or the lock changes (or the stamp is missing). Exact versions with hashes
+# from the lock, then the project itself without resolving anything.
+$(STAMP): pyproject.toml $(LOCK)
 	@if [ ! -x $(BIN)/python ]; then \
 	  $(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "MAIP Events needs Python 3.11+ (found " + sys.version.split()[0] + "); try: make PYTHON=python3.11")' || exit 1; \
 	  echo "Creating $(VENV) with $$($(PYTHON) --version)"; \
 	  $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); exit 1; }; \
 	fi
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
 venv install: $(STAMP)
+
+# Adding a dependency: add it to pyproject.toml (and, if Lambda code imports it, to layers/common/requirements.in),
+# then `make lock install`. The layer is resolved within the dev lock, so both carry the same versions.
+lock:
+	@[ -x $(BIN)/uv ] || { $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet uv; }
+	$(UV_COMPILE) pyproject.toml layers/common/requirements.in --extra dev -o $(LOCK)
+	$(UV_COMPILE) layers/common/requirements.in -c $(LOCK) -o $(LAYER_LOCK)
 
 run: $(STAMP)
 	$(BIN)/maip-events serve --port $(PORT) --dynamodb-port $(DYNAMODB_PORT)

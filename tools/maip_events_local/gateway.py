@@ -16,7 +16,7 @@ from urllib.parse import unquote
 
 from maip_events.errors import error_body
 from maip_events_local import functions
-from maip_events_local.template import Route, http_routes
+from maip_events_local.template import Function, Route, http_routes
 
 MAX_PAYLOAD = 6 * 1024 * 1024  # Lambda's synchronous invocation payload limit
 DRAIN_LIMIT = 64 * 1024 * 1024  # an oversized body is read and dropped up to this, so the client sees the 413
@@ -118,8 +118,11 @@ class Gateway(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 256  # many clients connect at once in load tests; the default backlog of 5 drops SYNs
 
-    def __init__(self, host: str, port: int, before_route: Callable[[dict[str, str]], tuple[int, str, str, dict] | None] | None = None):
+    def __init__(self, host: str, port: int, before_route: Callable[[dict[str, str]], tuple[int, str, str, dict] | None] | None = None,
+                 invoke: Callable[[Function, dict[str, Any]], Any] = functions.invoke):
         self.routes = http_routes()
+        # How a handler is called: in this process (one request per function at a time), or a WorkerPool's invoke.
+        self.invoke = invoke
         # Optional hook (e.g. per-tenant rate limiting) run before the handler: returns an error to send, or None.
         self.before_route = before_route
         super().__init__((host, port), _RequestHandler)
@@ -281,7 +284,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 self._error(status, code, message, extra, request_id)
                 return status
         try:
-            status, headers, cookies, raw = lambda_response(functions.invoke(route.function, event))
+            status, headers, cookies, raw = lambda_response(self.server.invoke(route.function, event))
         except Exception:  # the handler crashed or answered nonsense: Lambda's 500, details only in the log
             log.exception("handler %s failed", route.function.logical_id)
             self._error(500, "internal", "An internal error occurred.", request_id=request_id)

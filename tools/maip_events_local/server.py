@@ -80,7 +80,7 @@ def serve(host: str = "127.0.0.1", port: int = 3000, dynamodb_port: int = 8000, 
         raise OSError(f"API port {host}:{port} is not available ({error.strerror}; choose another with --port, or 0)") from None
     moto_patches.install()  # keeps emits and queries fast as the embedded tables grow
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=dynamodb_port, verbose=False)
-    poller = None
+    poller = pool = None
     try:
         moto.start()
         endpoint = "http://127.0.0.1:%d" % moto.get_host_and_port()[1]
@@ -90,6 +90,14 @@ def serve(host: str = "127.0.0.1", port: int = 3000, dynamodb_port: int = 8000, 
         from maip_events.auth.keys import create_api_key
         from maip_events_local.streams import StreamPoller
 
+        from maip_events_local.workers import WorkerPool
+
+        # HTTP handlers run in worker processes (concurrently, like Lambda containers), spawned once the environment
+        # above is set (they inherit it); stream and queue consumers stay in this process, fed by the poller.
+        pool = WorkerPool(preload=sorted({route.function for route in gateway.routes}, key=lambda f: f.logical_id))
+        if os.environ.get("MAIP_LOCAL_PREWARM") == "1":
+            pool.prewarm()
+        gateway.invoke = pool.invoke
         key = create_api_key(tenant_id="demo", scopes=["*"], name="local demo key")
         poller = StreamPoller()
         poller.start()
@@ -114,6 +122,8 @@ def serve(host: str = "127.0.0.1", port: int = 3000, dynamodb_port: int = 8000, 
         if poller is not None:
             poller.stop()
         gateway.server_close()
+        if pool is not None:
+            pool.close()
         moto.stop()
         print("MAIP Events local stack stopped", file=sys.stderr, flush=True)
 

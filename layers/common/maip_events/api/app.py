@@ -1,17 +1,16 @@
-"""The resolver every HTTP function uses: authentication first, then Powertools routing and validation,
-and every failure mapped to the contract's error JSON in this one place."""
+"""The resolver every HTTP function uses: authentication and scope first, then the body, then Powertools
+routing and validation, and every failure mapped to the contract's error JSON in this one place."""
 from __future__ import annotations
 
 import base64
 import binascii
 import json
-import threading
 from contextvars import ContextVar
 from typing import Any, Callable
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.api_gateway import Route, Router
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
@@ -33,11 +32,36 @@ PUBLIC_PATHS = frozenset({"/v1/openapi.json", "/v1/docs"})
 MAX_BODY_BYTES = 1024 * 1024  # single-resource bodies; the batch endpoint raises its own cap
 # Per-path caps: a batch of 100 events with 16 KiB metadata each needs ~1.7 MB; Lambda's payload limit is 6 MB.
 BODY_LIMITS = {"/v1/observability/events:batch": 6 * 1024 * 1024}
-# Powertools keeps the current request on class attributes; the local stack calls handlers from threads.
-_RESOLVE_LOCK = threading.Lock()
-# The caller of the request being resolved. A ContextVar, not the router context: one router may be
-# included in several apps (every function of the local stack lives in one process).
+# The scope each protected operation needs (CONTRACT §3), checked before the body is looked at so that a caller
+# without it gets 403 whatever it sent. Handlers still call current_principal(scope), which must name the same
+# scope (a mismatch is a wiring bug and answers 500), so this table cannot drift silently from the handlers.
+ROUTE_SCOPES = {
+    "POST /v1/observability/events": "events:write",
+    "POST /v1/observability/events:batch": "events:write",
+    "GET /v1/observability/events": "events:read",
+    "GET /v1/observability/events/export": "events:read",
+    "GET /v1/observability/metrics": "metrics:read",
+    "POST /v1/observability/webhooks": "webhooks:write",
+    "GET /v1/observability/webhooks": "webhooks:read",
+    "GET /v1/observability/webhooks/{webhook_id}": "webhooks:read",
+    "PATCH /v1/observability/webhooks/{webhook_id}": "webhooks:write",
+    "DELETE /v1/observability/webhooks/{webhook_id}": "webhooks:write",
+    "POST /v1/observability/webhooks/{webhook_id}/rotate-secret": "webhooks:write",
+    "GET /v1/observability/webhooks/{webhook_id}/deliveries": "webhooks:read",
+    "POST /v1/observability/webhooks/{webhook_id}/replay": "webhooks:write",
+    "POST /v1/observability/streams": "streams:write",
+    "GET /v1/observability/streams": "streams:write",
+    "GET /v1/observability/streams/{stream_id}": "streams:write",
+    "GET /v1/observability/streams/{stream_id}/status": "streams:write",
+    "PATCH /v1/observability/streams/{stream_id}": "streams:write",
+    "DELETE /v1/observability/streams/{stream_id}": "streams:write",
+}
+# The caller of the request being resolved and the scope checked for it. ContextVars, not the router context:
+# one router may be included in several apps (every function of the local stack lives in one process).
+# Powertools keeps the current event on class attributes, so a process resolves one request at a time, like a
+# Lambda container; the local stack gets concurrency from a pool of worker processes (maip_events_local.workers).
 _PRINCIPAL: ContextVar[Principal | None] = ContextVar("maip_principal", default=None)
+_SCOPE: ContextVar[str | None] = ContextVar("maip_scope", default=None)
 _EVENT: ContextVar[dict[str, Any]] = ContextVar("maip_event", default={})
 
 
@@ -55,40 +79,55 @@ def _json_media_type(content_type: str) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
-def _prepare(event: dict[str, Any]) -> None:
-    """Checks that need no I/O and precede routing: body decoding, media type, size, tenant header and the
-    presence of a credential. Verifying the credential waits until the body is valid, so a rejected
-    request costs no DynamoDB call."""
-    http = event.get("requestContext", {}).get("http", {})
-    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-    body = event.get("body")
-    if event.get("isBase64Encoded") and body:
+def _decode_body(event: dict[str, Any]) -> None:
+    if event.get("isBase64Encoded") and event.get("body"):
         try:
-            event["body"] = base64.b64decode(body, validate=True).decode("utf-8")
+            event["body"] = base64.b64decode(event["body"], validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
             raise InvalidRequest("The request body must be UTF-8 encoded JSON.") from None
         event["isBase64Encoded"] = False
-        body = event["body"]
-    if body and http.get("method") in ("POST", "PUT", "PATCH"):
+
+
+def _authorize(event: dict[str, Any], headers: dict[str, str], route: Route | None) -> tuple[Principal | None, str | None]:
+    """Who calls and whether it may call this operation, decided before anything about the body: a bad or missing
+    credential is a 401 and a missing scope a 403 whatever was sent, so an unauthenticated caller learns nothing
+    about the schema. The price: an API-key lookup (a DynamoDB read, cached per key) for requests that are then
+    rejected for their body; a malformed body still never causes a write."""
+    if event.get("rawPath") in PUBLIC_PATHS:
+        return None, None
+    # No credential at all is a 401 before any header check: an unauthenticated caller learns nothing more.
+    if not headers.get("x-api-key") and not headers.get("authorization"):
+        raise Unauthorized("Send an X-API-Key header or an Authorization: Bearer token.")
+    validate_tenant_id(headers.get("x-tenant-id"))
+    principal = authenticate(headers)
+    scope = ROUTE_SCOPES.get(f"{route.method} {route.openapi_path}") if route else None
+    if scope:
+        principal.require(scope)
+    return principal, scope
+
+
+def _check_body(event: dict[str, Any], headers: dict[str, str], route: Route | None) -> None:
+    """Size, media type and shape of the body, after authentication: a route that takes a JSON body gets exactly
+    one JSON object (an array, string, number, null or nothing is a 400 and stores nothing)."""
+    body = event.get("body")
+    if body and event.get("requestContext", {}).get("http", {}).get("method") in ("POST", "PUT", "PATCH"):
         limit = BODY_LIMITS.get(event.get("rawPath"), MAX_BODY_BYTES)
         if len(body.encode("utf-8", "surrogatepass")) > limit:
             raise PayloadTooLarge(f"The request body exceeds {limit} bytes.")
         content_type = headers.get("content-type")
         if content_type is not None and not _json_media_type(content_type):
             raise UnsupportedMediaType(f"Content-Type {content_type!r} is not supported; send application/json.")
-    if event.get("rawPath") not in PUBLIC_PATHS:
-        # No credential at all is a 401 before any header check: an unauthenticated caller learns nothing more.
-        if not headers.get("x-api-key") and not headers.get("authorization"):
-            raise Unauthorized("Send an X-API-Key header or an Authorization: Bearer token.")
-        validate_tenant_id(headers.get("x-tenant-id"))
-
-
-def _authenticate(app: "MaipResolver", next_middleware: Callable) -> Response:
-    """Runs after request validation, before the route: verifies the credential (401/403)."""
-    event = _EVENT.get()
-    if event.get("rawPath") not in PUBLIC_PATHS:
-        _PRINCIPAL.set(authenticate({k.lower(): v for k, v in (event.get("headers") or {}).items()}))
-    return next_middleware(app)
+    if route is None or not route.dependant.body_params:
+        return
+    if not body or not body.strip():
+        raise InvalidRequest("The request body must be a JSON object.", details=[{"field": None, "issue": "missing body"}])
+    try:
+        document = _strict_json(body)
+    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError; absurd nesting must not crash
+        raise InvalidRequest("The request body is not valid JSON.") from None
+    if not isinstance(document, dict):
+        raise InvalidRequest("The request body must be a JSON object.",
+                             details=[{"field": None, "issue": f"expected an object, got {type(document).__name__}"}])
 
 
 def _validation_details(errors: Any) -> list[dict[str, Any]]:
@@ -100,28 +139,40 @@ def _validation_details(errors: Any) -> list[dict[str, Any]]:
 
 
 class MaipResolver(APIGatewayHttpResolver):
+    def _route_for(self, event: dict[str, Any]) -> Route | None:
+        """The route Powertools will call for this event (its own matching, as in _resolve), or None."""
+        method = ((event.get("requestContext") or {}).get("http") or {}).get("method", "").upper()
+        path = self._remove_prefix(event.get("rawPath") or "/")
+        return next((r for r in self._static_routes + self._dynamic_routes if r.method == method and r.rule.match(path)), None)
+
     def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         request_id = (event.get("requestContext") or {}).get("requestId")
-        with _RESOLVE_LOCK:
-            try:
-                _prepare(event)
-            except ApiError as err:
-                if err.status >= 500:
-                    logger.exception("request failed before routing")
-                return error_response(err, request_id)
-            tokens = _PRINCIPAL.set(None), _EVENT.set(event)
-            try:
-                self.append_context(request_id=request_id)
-                return super().resolve(event, context)
-            finally:
-                _PRINCIPAL.reset(tokens[0])
-                _EVENT.reset(tokens[1])
+        try:
+            _decode_body(event)
+            headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+            route = self._route_for(event)
+            principal, scope = _authorize(event, headers, route)
+            _check_body(event, headers, route)
+        except ApiError as err:
+            if err.status >= 500:
+                logger.exception("request failed before routing")
+            return error_response(err, request_id)
+        tokens = _PRINCIPAL.set(principal), _SCOPE.set(scope), _EVENT.set(event)
+        try:
+            self.append_context(request_id=request_id)
+            return super().resolve(event, context)
+        finally:
+            _PRINCIPAL.reset(tokens[0])
+            _SCOPE.reset(tokens[1])
+            _EVENT.reset(tokens[2])
 
 
 def current_principal(scope: str) -> Principal:
     """The authenticated caller, after checking it holds `scope` (403 otherwise)."""
-    principal = _PRINCIPAL.get()
-    if principal is None:  # only public routes run without one; reaching here is a wiring bug
+    principal, checked = _PRINCIPAL.get(), _SCOPE.get()
+    if principal is None or (checked is not None and checked != scope):
+        # Only public routes run without a principal, and ROUTE_SCOPES must name the handler's scope: a wiring bug.
+        logger.error("route scope mismatch or no principal", extra={"handler_scope": scope, "route_scope": checked})
         raise Internal()
     return principal.require(scope)
 
@@ -146,7 +197,6 @@ def reject_unknown_query(allowed: set[str]) -> None:
 
 def create_app(*routers: Router, docs: bool = False) -> MaipResolver:
     app = MaipResolver(enable_validation=True, json_body_deserializer=_strict_json)
-    app.use(middlewares=[_authenticate])
 
     def request_id() -> str | None:
         return app.context.get("request_id") or (app.current_event.request_context.request_id if app.current_event else None)

@@ -1,0 +1,144 @@
+"""A pool of worker processes that run the HTTP handlers, like warm Lambda containers: each worker handles one
+event at a time, many workers run at once.
+
+Why processes: Powertools keeps the current event and Lambda context on class attributes of its resolver
+(`BaseRouter.current_event`, `BaseRouter.lambda_context`), so two requests resolved by threads of one process
+would see each other's event. A process per concurrent request is what Lambda does, isolates that state with no
+lock, and gives real parallelism past the GIL. The embedded DynamoDB (moto) and the gateway stay in the parent;
+workers reach DynamoDB over HTTP like the deployed functions do.
+
+Workers are spawned on demand (up to MAIP_LOCAL_WORKERS, default 4) or all at start with MAIP_LOCAL_PREWARM=1;
+a worker that dies or overruns its function's timeout is replaced, and that one request answers 500.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+from multiprocessing.connection import Connection
+from typing import Any
+
+from maip_events_local.template import Function
+
+log = logging.getLogger("maip_events_local.workers")
+DEFAULT_WORKERS = 4
+
+
+class WorkerFailed(Exception):
+    """The worker died or overran the function's timeout; the request gets Lambda's 500."""
+
+
+def _serve(conn: Connection, preload: list[Function]) -> None:
+    """The worker's loop: (function, event) in, ("ok", response) or ("error", repr) out."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group; the parent stops us
+    from maip_events_local import functions
+
+    for function in preload:  # import handlers before reporting ready, so the first request is warm
+        functions.load(function)
+    conn.send("ready")
+    while True:
+        try:
+            function, event = conn.recv()
+        except (EOFError, OSError):  # the parent went away
+            return
+        try:
+            reply = ("ok", functions.invoke(function, event))
+        except Exception as error:  # noqa: BLE001 - reported to the parent, which logs it and answers 500
+            logging.getLogger("maip_events_local.workers").exception("handler %s failed", function.logical_id)
+            reply = ("error", f"{type(error).__name__}: {error}")
+        conn.send(reply)
+
+
+class _Worker:
+    def __init__(self, context: Any, preload: list[Function]):
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child, preload), daemon=True, name="maip-worker")
+        self.process.start()
+        child.close()
+        self._ready = False
+
+    def call(self, function: Function, event: dict[str, Any]) -> Any:
+        if not self._ready:
+            if self.conn.recv() != "ready":  # EOFError if it died while importing
+                raise WorkerFailed("worker did not start")
+            self._ready = True
+        self.conn.send((function, event))
+        if not self.conn.poll(function.timeout + 1):
+            raise WorkerFailed(f"{function.logical_id} timed out after {function.timeout} s")
+        outcome, value = self.conn.recv()
+        if outcome != "ok":
+            raise WorkerFailed(value)
+        return value
+
+    def wait_ready(self) -> None:
+        if not self._ready:
+            self._ready = self.conn.recv() == "ready"
+
+    def stop(self) -> None:
+        self.conn.close()
+        self.process.join(timeout=2)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+
+
+class WorkerPool:
+    def __init__(self, size: int | None = None, preload: list[Function] | None = None):
+        self.size = max(1, size or int(os.environ.get("MAIP_LOCAL_WORKERS") or DEFAULT_WORKERS))
+        self._preload = preload or []
+        # spawn, not fork: the parent runs threads (moto server, gateway, poller) that a fork would copy mid-flight.
+        self._context = multiprocessing.get_context("spawn")
+        self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()  # LIFO: the warmest worker serves next
+        self._all: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def prewarm(self) -> None:
+        """Start every worker now and wait until each has imported the handlers."""
+        with self._lock:
+            started = [self._spawn() for _ in range(self.size - len(self._all))]
+        for worker in started:
+            worker.wait_ready()
+            self._idle.put(worker)
+
+    def _spawn(self) -> _Worker:
+        worker = _Worker(self._context, self._preload)
+        self._all.append(worker)
+        return worker
+
+    def _acquire(self) -> _Worker:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            if self._closed:
+                raise WorkerFailed("the local stack is stopping")
+            if len(self._all) < self.size:
+                return self._spawn()
+        return self._idle.get()
+
+    def invoke(self, function: Function, event: dict[str, Any]) -> Any:
+        """One invocation on an idle worker (waiting for one when all are busy)."""
+        worker = self._acquire()
+        try:
+            result = worker.call(function, event)
+        except (WorkerFailed, EOFError, OSError) as error:
+            with self._lock:  # retire it: its state is unknown (dead, or still running the timed-out request)
+                self._all.remove(worker)
+                if not self._closed:  # a replacement, so that callers waiting for an idle worker never starve
+                    self._idle.put(self._spawn())
+            worker.process.kill()
+            raise WorkerFailed(str(error)) from None
+        self._idle.put(worker)
+        return result
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            workers, self._all = list(self._all), []
+        for worker in workers:
+            worker.stop()
