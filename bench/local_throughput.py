@@ -107,7 +107,7 @@ def _raw_round(endpoint: str, table: str, attributes: list[dict]) -> float:
 def measure() -> list[tuple[str, str, str]]:
     from served_stack import served
 
-    with served(MAIP_LOCAL_PREWARM="1", POWERTOOLS_LOG_LEVEL="WARNING") as stack:
+    with served(MAIP_LOCAL_PREWARM="16", POWERTOOLS_LOG_LEVEL="WARNING") as stack:
         import boto3
 
         from maip_events.settings import get_settings

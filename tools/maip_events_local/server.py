@@ -95,8 +95,7 @@ def serve(host: str = "127.0.0.1", port: int = 3000, dynamodb_port: int = 8000, 
         # HTTP handlers run in worker processes (concurrently, like Lambda containers), spawned once the environment
         # above is set (they inherit it); stream and queue consumers stay in this process, fed by the poller.
         pool = WorkerPool(preload=sorted({route.function for route in gateway.routes}, key=lambda f: f.logical_id))
-        if os.environ.get("MAIP_LOCAL_PREWARM") == "1":
-            pool.prewarm()
+        pool.prewarm()
         gateway.invoke = pool.invoke
         key = create_api_key(tenant_id="demo", scopes=["*"], name="local demo key")
         poller = StreamPoller()

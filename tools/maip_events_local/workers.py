@@ -7,8 +7,9 @@ would see each other's event. A process per concurrent request is what Lambda do
 lock, and gives real parallelism past the GIL. The embedded DynamoDB (moto) and the gateway stay in the parent;
 workers reach DynamoDB over HTTP like the deployed functions do.
 
-Workers are spawned on demand (up to MAIP_LOCAL_WORKERS, default 4) or all at start with MAIP_LOCAL_PREWARM=1;
-a worker that dies or overruns its function's timeout is replaced, and that one request answers 500.
+Workers are spawned on demand up to MAIP_LOCAL_WORKERS (default 4); MAIP_LOCAL_PREWARM of them (default 1) are
+started, with every HTTP handler imported, before the stack reports ready, so the first request is warm.
+A worker that dies or overruns its function's timeout is replaced, and that one request answers 500.
 """
 from __future__ import annotations
 
@@ -96,10 +97,12 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._closed = False
 
-    def prewarm(self) -> None:
-        """Start every worker now and wait until each has imported the handlers."""
+    def prewarm(self, count: int | None = None) -> None:
+        """Start `count` workers (default: MAIP_LOCAL_PREWARM, else 1) now; wait until each has imported the handlers."""
+        if count is None:
+            count = int(os.environ.get("MAIP_LOCAL_PREWARM") or 1)
         with self._lock:
-            started = [self._spawn() for _ in range(self.size - len(self._all))]
+            started = [self._spawn() for _ in range(min(count, self.size) - len(self._all))]
         for worker in started:
             worker.wait_ready()
             self._idle.put(worker)

@@ -7,6 +7,10 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
 
+from maip_events.models.errors import error_responses
+from maip_events.models.formats import HTTPS_URL_PATTERN, URL_PATTERN
+from maip_events.settings import get_settings
+
 TITLE = "MAIP Events API"
 VERSION = "1.0.0"
 DESCRIPTION = (
@@ -26,12 +30,50 @@ TENANT_HEADER = {
 }
 
 
-def _with_tenant_header(document: str) -> str:
+# Events first: the tags in the order a reader needs them.
+TAGS = [
+    {"name": "Events", "description": "Emit, list and export events"},
+    {"name": "Webhooks", "description": "Subscriptions that POST matching events to your endpoint"},
+    {"name": "Log streams", "description": "Continuous delivery to SIEMs and storage"},
+    {"name": "Metrics", "description": "Event counts over time"},
+]
+
+
+def _replace_pattern(node: Any, old: str, new: str) -> None:
+    if isinstance(node, dict):
+        if node.get("pattern") == old:
+            node["pattern"] = new
+        for value in node.values():
+            _replace_pattern(value, old, new)
+    elif isinstance(node, list):
+        for value in node:
+            _replace_pattern(value, old, new)
+
+
+def _precise(document: str) -> str:
+    """The generated document, made to say exactly what the API does: the tenant header on every operation, no
+    422 (validation errors are 400 here), 413/415 wherever a body is taken (the gateway's 6 MB cap, the media
+    type check), the tag order, and https-only URLs unless this is the local stack."""
     schema = json.loads(document)
+    error_schema = error_responses(413, 415)
     for item in schema.get("paths", {}).values():
         for operation in item.values():
-            if isinstance(operation, dict) and "responses" in operation:
-                operation["parameters"] = [TENANT_HEADER, *operation.get("parameters", [])]
+            if not (isinstance(operation, dict) and "responses" in operation):
+                continue
+            operation["parameters"] = [TENANT_HEADER, *operation.get("parameters", [])]
+            operation["responses"].pop("422", None)
+            if "requestBody" in operation:
+                for status in (413, 415):
+                    if str(status) not in operation["responses"]:
+                        operation["responses"][str(status)] = {
+                            "description": error_schema[status]["description"],
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorDocument"}}},
+                        }
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schema.get("components", {}).get("schemas", {}).pop(unused, None)
+    schema["tags"] = TAGS
+    if not get_settings().local:
+        _replace_pattern(schema, URL_PATTERN, HTTPS_URL_PATTERN)
     return json.dumps(schema)
 
 
@@ -42,4 +84,4 @@ def add_docs(app: Any, routers: Any) -> None:
     @app.get("/v1/openapi.json", include_in_schema=False)
     def openapi_document():
         document = app.get_openapi_json_schema(openapi_version="3.1.0", **schema_args)
-        return Response(status_code=200, content_type="application/json", body=_with_tenant_header(document))
+        return Response(status_code=200, content_type="application/json", body=_precise(document))

@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Que
 from maip_events import events, idempotency
 from maip_events.api.app import current_principal, json_response, reject_unknown_query
 from maip_events.models.errors import error_responses
+from maip_events.models.formats import DATE_TIME_PATTERN
 from maip_events.models.events import EmitEventRequest, EventCreated, EventPage, EventType
 
 router = Router()
@@ -48,8 +49,8 @@ def emit_event(
 def list_events(
     agent_id: Annotated[Optional[str], Query(min_length=1, max_length=256, description="Only this agent's events")] = None,
     event_type: Annotated[Optional[EventType], Query(description="Only this event type")] = None,
-    time_from: Annotated[Optional[str], Query(alias="from", max_length=64, description="Inclusive start, ISO 8601 (UTC if no offset)")] = None,
-    time_to: Annotated[Optional[str], Query(alias="to", max_length=64, description="Inclusive end, ISO 8601 (UTC if no offset)")] = None,
+    time_from: Annotated[Optional[str], Query(alias="from", max_length=64, pattern=DATE_TIME_PATTERN, description="Inclusive start, ISO 8601 (UTC if no offset)")] = None,
+    time_to: Annotated[Optional[str], Query(alias="to", max_length=64, pattern=DATE_TIME_PATTERN, description="Inclusive end, ISO 8601 (UTC if no offset)")] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="Page size")] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000, description="Events to skip")] = 0,
     next_token: Annotated[Optional[str], Query(max_length=4096, description="Cursor from a previous page")] = None,

@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from maip_events import events
 from maip_events.api.app import current_principal, reject_unknown_query
 from maip_events.models.errors import error_responses
+from maip_events.models.formats import DATE_TIME_PATTERN
 from maip_events.models.events import EventType
 from maip_events.siem.export import export
 
@@ -37,8 +38,8 @@ def export_events(
     fmt: Annotated[Literal["jsonl", "ocsf"], Query(alias="format", description="jsonl (list items, default) or ocsf")] = "jsonl",
     agent_id: Annotated[Optional[str], Query(min_length=1, max_length=256, description="Only this agent's events")] = None,
     event_type: Annotated[Optional[EventType], Query(description="Only this event type")] = None,
-    time_from: Annotated[Optional[str], Query(alias="from", max_length=64, description="Inclusive start, ISO 8601 (UTC if no offset)")] = None,
-    time_to: Annotated[Optional[str], Query(alias="to", max_length=64, description="Inclusive end, ISO 8601 (UTC if no offset)")] = None,
+    time_from: Annotated[Optional[str], Query(alias="from", max_length=64, pattern=DATE_TIME_PATTERN, description="Inclusive start, ISO 8601 (UTC if no offset)")] = None,
+    time_to: Annotated[Optional[str], Query(alias="to", max_length=64, pattern=DATE_TIME_PATTERN, description="Inclusive end, ISO 8601 (UTC if no offset)")] = None,
     next_token: Annotated[Optional[str], Query(max_length=4096, description="Continuation from a previous response")] = None,
 ):
     principal = current_principal("events:read")

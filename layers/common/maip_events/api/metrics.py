@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from maip_events.api.app import current_principal, json_response, reject_unknown_query
 from maip_events.metrics import query as metrics_query
 from maip_events.models.errors import error_responses
+from maip_events.models.formats import DATE_TIME_PATTERN
 
 router = Router()
 
@@ -48,8 +49,8 @@ class MetricsResponse(BaseModel):
     responses={200: {"description": "Time series", "content": {"application/json": {"model": MetricsResponse}}}, **error_responses()},
 )
 def get_metrics(
-    time_from: Annotated[Optional[str], Query(alias="from", max_length=64, description="Start, ISO 8601 (UTC if no offset)")] = None,
-    time_to: Annotated[Optional[str], Query(alias="to", max_length=64, description="End, ISO 8601 (UTC if no offset); default now")] = None,
+    time_from: Annotated[Optional[str], Query(alias="from", max_length=64, pattern=DATE_TIME_PATTERN, description="Start, ISO 8601 (UTC if no offset)")] = None,
+    time_to: Annotated[Optional[str], Query(alias="to", max_length=64, pattern=DATE_TIME_PATTERN, description="End, ISO 8601 (UTC if no offset); default now")] = None,
     group_by: Annotated[Optional[Literal["event_type", "severity", "agent_id"]], Query(description="Split the counts by this field")] = None,
     interval: Annotated[Literal["hour", "day"], Query(description="Bucket size")] = "hour",
 ):

@@ -23,10 +23,14 @@ DATE_TIME_DESCRIPTION = "ISO 8601 date or date-time, e.g. 2026-11-23T07:00:00Z (
 
 _LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _PORT = "(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
-# Absolute https URL: a DNS host name, an optional port, then any printable ASCII but '#' (no credentials, no
-# fragment, no spaces). The SSRF guard still refuses hosts that resolve to non-public addresses when deployed.
-HTTPS_URL_PATTERN = f"^https://{_LABEL}(?:\\.{_LABEL})*(?::{_PORT})?(?:[/?][!\"$-~]*)?$"
-HttpsUrl = Annotated[str, StringConstraints(min_length=1, max_length=2048, pattern=HTTPS_URL_PATTERN)]
+_REST = f"{_LABEL}(?:\\.{_LABEL})*(?::{_PORT})?(?:[/?][!\"$-~]*)?$"
+# Absolute URL: a DNS host name, an optional port, then any printable ASCII but '#' (no credentials, no fragment,
+# no spaces). Deployed only https is accepted (the SSRF guard also refuses hosts that resolve to non-public
+# addresses); the local stack also accepts http, so the model admits both and the served OpenAPI document
+# narrows URL_PATTERN to HTTPS_URL_PATTERN unless the stack is local (api/docs.py).
+HTTPS_URL_PATTERN = f"^https://{_REST}"
+URL_PATTERN = f"^https?://{_REST}"
+WebhookUrl = Annotated[str, StringConstraints(min_length=1, max_length=2048, pattern=URL_PATTERN)]
 
 # What a subscription may name: a catalog type, `namespace.*` or `*`.
 EVENT_TYPE_PATTERNS: tuple[str, ...] = ("*", *sorted(f"{n}.*" for n in NAMESPACES), *EVENT_TYPES)

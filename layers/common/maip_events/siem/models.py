@@ -1,15 +1,17 @@
 """Request and response shapes of /v1/observability/streams, and the per-type destination settings."""
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from maip_events.models.formats import EventTypePattern, WebhookUrl
 
 StreamType = Literal["splunk_hec", "datadog", "https", "s3"]
-Url = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+Url = WebhookUrl
 Secret = Annotated[str, StringConstraints(min_length=1, max_length=512)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-Pattern = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Pattern = EventTypePattern
 Description = Annotated[str, StringConstraints(max_length=512)]
 
 DATADOG_SITES = ("datadoghq.com", "us3.datadoghq.com", "us5.datadoghq.com", "datadoghq.eu", "ap1.datadoghq.com",
@@ -52,21 +54,59 @@ CONFIG_MODELS: dict[str, type[_Config]] = {"splunk_hec": SplunkHecConfig, "datad
 SECRET_FIELDS = {"splunk_hec": ("token",), "datadog": ("api_key",), "https": ("secret",), "s3": ()}
 
 
-class CreateStreamRequest(BaseModel):
+class _CreateStream(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    type: StreamType = Field(description="splunk_hec, datadog, https or s3")
-    config: dict[str, Any] = Field(description="Destination settings of the type (see the README)")
     event_types: list[Pattern] = Field(default_factory=lambda: ["*"], min_length=1, max_length=64,
                                        description="Catalog types, `namespace.*` or `*` (the default)")
     format: Literal["ocsf", "jsonl"] = Field(default="ocsf", description="Record format: OCSF 1.7.0 (default) or the list item")
     description: Optional[Description] = None
 
 
+class CreateSplunkHecStream(_CreateStream):
+    type: Literal["splunk_hec"]
+    config: SplunkHecConfig
+
+
+class CreateDatadogStream(_CreateStream):
+    type: Literal["datadog"]
+    config: DatadogConfig
+
+
+class CreateHttpsStream(_CreateStream):
+    type: Literal["https"]
+    config: HttpsConfig
+
+
+class CreateS3Stream(_CreateStream):
+    type: Literal["s3"]
+    config: S3Config
+
+
+# One body per stream type, told apart by `type` (an OpenAPI discriminator): `config` is that type's settings.
+CreateStreamRequest = Annotated[Union[CreateSplunkHecStream, CreateDatadogStream, CreateHttpsStream, CreateS3Stream],
+                                Field(discriminator="type")]
+
+
+def _partial(model: type[_Config]) -> type[_Config]:
+    """The same settings, every field optional (but not nullable): what PATCH may send (the others are kept)."""
+    from pydantic import create_model
+
+    fields = {name: (field.annotation, Field(default=None, description=field.description))
+              for name, field in model.model_fields.items()}
+    return create_model(f"{model.__name__}Patch", __base__=_Config, **fields)  # type: ignore[call-overload]
+
+
+# PATCH carries no `type`: its config must be a partial config of some type (the stream's, checked on merge).
+# Handlers get the fields that were sent, as a dict.
+ConfigPatch = Annotated[Union[tuple(_partial(m) for m in CONFIG_MODELS.values())],  # type: ignore[valid-type]
+                        AfterValidator(lambda patch: patch.model_dump(exclude_unset=True))]
+
+
 class UpdateStreamRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    config: Optional[dict[str, Any]] = Field(default=None, description="Fields to change; the others are kept")
+    config: Optional[ConfigPatch] = Field(default=None, description="Fields to change; the others are kept")
     event_types: Optional[list[Pattern]] = Field(default=None, min_length=1, max_length=64)
     format: Optional[Literal["ocsf", "jsonl"]] = None
     status: Optional[Literal["enabled", "disabled"]] = Field(default=None, description="`disabled` stops delivery, pending retries included")

@@ -5,8 +5,10 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-Url = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
-Pattern = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+from maip_events.models.formats import DATE_TIME_PATTERN, EventTypePattern, WebhookUrl
+
+Url = WebhookUrl
+Pattern = EventTypePattern
 Description = Annotated[str, StringConstraints(max_length=512)]
 
 
@@ -33,8 +35,8 @@ class UpdateWebhookRequest(BaseModel):
 class ReplayRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    time_from: str = Field(alias="from", max_length=64, description="Inclusive start, ISO 8601 (UTC if no offset)")
-    time_to: Optional[str] = Field(default=None, alias="to", max_length=64, description="Inclusive end; default now")
+    time_from: str = Field(alias="from", max_length=64, pattern=DATE_TIME_PATTERN, description="Inclusive start, ISO 8601 (UTC if no offset)")
+    time_to: Optional[str] = Field(default=None, alias="to", max_length=64, pattern=DATE_TIME_PATTERN, description="Inclusive end; default now")
 
 
 class Webhook(BaseModel):
