@@ -62,6 +62,8 @@ def _precise(document: str) -> str:
                 continue
             operation["parameters"] = [TENANT_HEADER, *operation.get("parameters", [])]
             operation["responses"].pop("422", None)
+            if "204" in operation["responses"]:  # no body, so no media type
+                operation["responses"]["204"].pop("content", None)
             if "requestBody" in operation:
                 for status in (413, 415):
                     if str(status) not in operation["responses"]:

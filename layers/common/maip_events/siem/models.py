@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
 
 from maip_events.models.formats import EventTypePattern, WebhookUrl
 
@@ -100,14 +100,15 @@ def _partial(model: type[_Config]) -> type[_Config]:
 # PATCH carries no `type`: its config must be a partial config of some type (the stream's, checked on merge).
 # Handlers get the fields that were sent, as a dict.
 ConfigPatch = Annotated[Union[tuple(_partial(m) for m in CONFIG_MODELS.values())],  # type: ignore[valid-type]
-                        AfterValidator(lambda patch: patch.model_dump(exclude_unset=True))]
+                        AfterValidator(lambda patch: patch.model_dump(exclude_unset=True)),
+                        PlainSerializer(lambda fields: fields)]
 
 
 class UpdateStreamRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     config: Optional[ConfigPatch] = Field(default=None, description="Fields to change; the others are kept")
-    event_types: Optional[list[Pattern]] = Field(default=None, min_length=1, max_length=64)
+    event_types: list[Pattern] = Field(default=None, min_length=1, max_length=64)  # absent = kept; null is refused
     format: Optional[Literal["ocsf", "jsonl"]] = None
     status: Optional[Literal["enabled", "disabled"]] = Field(default=None, description="`disabled` stops delivery, pending retries included")
     description: Optional[Description] = None
@@ -138,7 +139,7 @@ class LogStreamDocument(BaseModel):
 
 
 class LogStreamWithSecret(LogStreamDocument):
-    secret: Optional[str] = Field(description="https streams: whsec_<base64> signing secret, shown only on creation")
+    secret: Optional[str] = Field(default=None, description="https streams: whsec_<base64> signing secret, shown only on creation")
 
 
 class LogStreamList(BaseModel):

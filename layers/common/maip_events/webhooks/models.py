@@ -26,8 +26,8 @@ class CreateWebhookRequest(BaseModel):
 class UpdateWebhookRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    url: Optional[Url] = None
-    event_types: Optional[list[Pattern]] = Field(default=None, min_length=1, max_length=64)
+    url: Url = None  # absent = kept; null is refused (a webhook always has a URL and at least one type)
+    event_types: list[Pattern] = Field(default=None, min_length=1, max_length=64)
     description: Optional[Description] = None
     status: Optional[Literal["enabled", "disabled"]] = Field(default=None, description="`enabled` re-enables an auto-disabled endpoint")
 

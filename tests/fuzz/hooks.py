@@ -1,0 +1,53 @@
+"""Schemathesis hooks (SCHEMATHESIS_HOOKS) for rules no JSON Schema can state, applied to positive cases only so
+that "schema-valid" also means "valid for the API"; negative cases and every check are left untouched.
+
+- `next_token` is an opaque cursor the server signs and binds to its query: a generated one is a forged token,
+  which is rightly a 400 (tests/integration cover tampered and mismatched tokens). Positive cases omit it.
+- `from` <= `to` (list, export, replay), and metrics windows end at `to` (default: now) and span at most 31 days
+  (hour) or 366 days (day): cross-field and clock-relative rules. Positive cases get an ordered, short window.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import schemathesis
+
+WINDOW_QUERIES = {"/v1/observability/events", "/v1/observability/events/export"}
+METRICS = "/v1/observability/metrics"
+
+
+def _moment(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("z", "Z"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _text(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _ordered(values: dict) -> dict:
+    values = dict(values)
+    if isinstance(values.get("from"), str) and isinstance(values.get("to"), str):
+        if _moment(values["from"]) > _moment(values["to"]):
+            values["from"], values["to"] = values["to"], values["from"]
+    return values
+
+
+@schemathesis.hook
+def map_case(context, case):
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_positive:
+        return case
+    path = case.operation.path
+    if isinstance(case.query, dict) and case.query:
+        query = {k: v for k, v in case.query.items() if k != "next_token"}
+        if path in WINDOW_QUERIES:
+            query = _ordered(query)
+        elif path == METRICS and isinstance(query.get("from"), str):
+            query["to"] = _text(_moment(query["from"]) + timedelta(hours=1))
+        case.query = query
+    if path.endswith("/replay") and isinstance(case.body, dict) and isinstance(case.body.get("from"), str):
+        body = dict(case.body)
+        body.setdefault("to", _text(_moment(body["from"]) + timedelta(hours=1)))
+        case.body = _ordered(body)
+    return case

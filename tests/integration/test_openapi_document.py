@@ -1,0 +1,76 @@
+"""GET /v1/openapi.json says exactly what the API accepts and returns (issue 10.4); tests/fuzz checks it live."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from functions.docs.app import lambda_handler as docs
+from maip_events import settings
+from support import invoke
+
+DOC = "/v1/openapi.json"
+
+
+@pytest.fixture
+def document(monkeypatch):
+    monkeypatch.delenv("MAIP_LOCAL", raising=False)
+    settings.reset()
+    status, body, _ = invoke(docs, "GET", DOC)
+    assert status == 200
+    yield body
+    settings.reset()
+
+
+def operations(document):
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            yield f"{method.upper()} {path}", operation
+
+
+def param(operation, name):
+    return next(p for p in operation["parameters"] if p["name"] == name)
+
+
+def test_events_is_the_first_tag_and_no_operation_documents_a_status_it_never_returns(document):
+    assert [t["name"] for t in document["tags"]][0] == "Events"
+    for label, operation in operations(document):
+        responses = operation["responses"]
+        assert "422" not in responses, label  # validation errors are 400 here
+        assert {"400", "401", "403", "500"} <= set(responses), label
+        if "requestBody" in operation:
+            assert {"413", "415"} <= set(responses), label
+        if "204" in responses:
+            assert "content" not in responses["204"], label
+
+
+@pytest.mark.parametrize("label", ["GET /v1/observability/events", "GET /v1/observability/events/export",
+                                   "GET /v1/observability/metrics"])
+def test_from_and_to_carry_the_exact_date_time_grammar(document, label):
+    operation = dict(operations(document))[label]
+    for name in ("from", "to"):
+        pattern = re.compile(param(operation, name)["schema"]["anyOf"][0]["pattern"])
+        # Then what the API accepts matches ...
+        for good in ("2026-11-23", "2026-11-23T07:00", "2026-11-23T07:00:00Z", "2026-11-23T07:00:00.123+02:00",
+                     "2024-02-29T00:00:00-05:30"):
+            assert pattern.fullmatch(good), good
+        # ... and what it refuses does not
+        for bad in ("0000", "yesterday", "2026-13-01", "2026-02-29", "2026-04-31", "2026-11-23T24:00:00Z",
+                    "2026-11-23T07:00:00+2", "1700000000"):
+            assert not pattern.fullmatch(bad), bad
+
+
+def test_log_stream_bodies_are_discriminated_by_type_and_urls_are_absolute_https(document):
+    create = dict(operations(document))["POST /v1/observability/streams"]
+    schema = create["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["discriminator"]["propertyName"] == "type"
+    assert set(schema["discriminator"]["mapping"]) == {"splunk_hec", "datadog", "https", "s3"}
+    splunk = document["components"]["schemas"]["SplunkHecConfig"]
+    webhook = document["components"]["schemas"]["CreateWebhookRequest"]
+    for url_schema in (splunk["properties"]["url"], webhook["properties"]["url"]):
+        pattern = re.compile(url_schema["pattern"])
+        assert pattern.fullmatch("https://hooks.example.com:8443/maip?x=1")
+        for bad in ("http://hooks.example.com/", "https://user:pw@example.com/", "https://example.com/#frag", "example.com"):
+            assert not pattern.fullmatch(bad), bad
+    event_types = webhook["properties"]["event_types"]["items"]
+    assert "agent.*" in event_types["enum"] and "agent.registered" in event_types["enum"] and "nonsense" not in event_types["enum"]
