@@ -74,3 +74,24 @@ def test_log_stream_bodies_are_discriminated_by_type_and_urls_are_absolute_https
             assert not pattern.fullmatch(bad), bad
     event_types = webhook["properties"]["event_types"]["items"]
     assert "agent.*" in event_types["enum"] and "agent.registered" in event_types["enum"] and "nonsense" not in event_types["enum"]
+
+
+def test_a_schema_valid_patch_with_another_types_settings_is_a_409_and_changes_nothing(aws, monkeypatch):
+    from functions.streams.app import lambda_handler as streams
+    from support import key_headers
+
+    monkeypatch.setenv("MAIP_LOCAL", "1")
+    settings.reset()
+    headers = key_headers("t1", ["streams:write"])
+    base = "/v1/observability/streams"
+    # Given a Splunk stream
+    status, splunk, _ = invoke(streams, "POST", base, headers=headers,
+                               body={"type": "splunk_hec", "config": {"url": "https://splunk.example.com:8088", "token": "abcd-efgh-1234"}})
+    assert status == 201, splunk
+    # When a PATCH sends a valid S3 setting (valid for the schema, which cannot know the stored type)
+    status, body, _ = invoke(streams, "PATCH", f"{base}/{splunk['id']}", headers=headers, route=f"{base}/{{stream_id}}",
+                             body={"config": {"prefix": "logs/"}, "description": "changed"})
+    # Then 409: it conflicts with the stream's type, and nothing changed
+    assert status == 409 and body["error"]["details"] == [{"field": "config.prefix", "issue": "not a splunk_hec setting"}]
+    status, stored, _ = invoke(streams, "GET", f"{base}/{splunk['id']}", headers=headers, route=f"{base}/{{stream_id}}")
+    assert stored["config"] == splunk["config"] and stored["description"] is None

@@ -66,7 +66,7 @@ def stream_status(stream_id: StreamId):
 
 @router.patch(f"{BASE}/<stream_id>", summary="Update a log stream", tags=TAGS,
               description="Change config fields (others kept, e.g. send only a new token), event_types, format, description or status.",
-              responses={**_ok(200, LogStreamDocument, "The updated log stream"), **error_responses(404, 415)})
+              responses={**_ok(200, LogStreamDocument, "The updated log stream"), **error_responses(404, 409, 415)})
 def update_stream(stream_id: StreamId, body: Annotated[UpdateStreamRequest, Body()]):
     principal = current_principal(SCOPE)
     return json_response(200, streams.public(streams.update(principal.tenant_id, stream_id, body)))

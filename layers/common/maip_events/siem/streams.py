@@ -98,6 +98,10 @@ def update(tenant_id: str, stream_id: str, request: UpdateStreamRequest, store: 
     stream = get(tenant_id, stream_id, store)
     changes = request.model_dump(exclude_unset=True)
     if changes.get("config") is not None:
+        foreign = sorted(set(request.config) - set(CONFIG_MODELS[stream.type].model_fields))
+        if foreign:  # schema-valid settings of another stream type: they conflict with this stream's type
+            raise Conflict(f"This is a {stream.type} stream; `config` may only change its settings.",
+                           details=[{"field": f"config.{name}", "issue": f"not a {stream.type} setting"} for name in foreign])
         secret = stream.config.get("secret")
         merged = {k: v for k, v in stream.config.items() if k != "secret"}
         merged.update(request.config or {})
