@@ -1,4 +1,4 @@
-"""Two moto hot spots that make the local stack slow down as tables grow; `install()` fixes both in-process.
+"""Two moto hot spots (and one lock: see _serialize_writes) that make the local stack slow down as tables grow; `install()` fixes both in-process.
 
 1. TransactWriteItems deep-copies every touched table, once per item, for rollback: O(table size) per emit
    (every emit is one transaction: the event + its count buckets). Replaced by a two-phase version with the
@@ -164,4 +164,28 @@ def install() -> None:
 
     DynamoDBBackend.transact_write_items = _transact_write_items
     _patch_query()
+    _serialize_writes(DynamoDBBackend)
     _installed = True
+
+
+# DynamoDB applies each write atomically; moto's backend reads, modifies and stores items without a lock, so
+# two concurrent requests (the gateway runs handlers in parallel worker processes) could lose an update, e.g.
+# two ADDs on one counter. One lock around moto's write operations restores DynamoDB's atomicity; reads stay
+# concurrent. (Moto only: the embedded DynamoDB, never Lambda code.)
+_WRITE_LOCK = threading.RLock()
+_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item")
+
+
+def _serialize_writes(backend: Any) -> None:
+    import functools
+
+    for name in _WRITES:
+        original = getattr(backend, name, None)
+        if original is None:
+            continue
+
+        def locked(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with _WRITE_LOCK:
+                return __original(*args, **kwargs)
+
+        setattr(backend, name, functools.wraps(original)(locked))

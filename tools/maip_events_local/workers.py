@@ -16,9 +16,9 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import queue
 import signal
 import threading
+from collections import deque
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -86,13 +86,22 @@ class _Worker:
             self.process.join()
 
 
+class _Waiter:
+    def __init__(self) -> None:
+        self.ready = threading.Event()
+        self.worker: _Worker | None = None
+
+
 class WorkerPool:
     def __init__(self, size: int | None = None, preload: list[Function] | None = None):
         self.size = max(1, size or int(os.environ.get("MAIP_LOCAL_WORKERS") or DEFAULT_WORKERS))
         self._preload = preload or []
         # spawn, not fork: the parent runs threads (moto server, gateway, poller) that a fork would copy mid-flight.
         self._context = multiprocessing.get_context("spawn")
-        self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()  # LIFO: the warmest worker serves next
+        self._idle: list[_Worker] = []  # a stack: the warmest worker serves next
+        # Requests waiting for a worker, served strictly first come first served: a freed worker is handed to the
+        # oldest waiter, never taken by a newcomer (with 50 clients, barging starved some requests for minutes).
+        self._waiters: deque[_Waiter] = deque()
         self._all: list[_Worker] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -105,7 +114,7 @@ class WorkerPool:
             started = [self._spawn() for _ in range(min(count, self.size) - len(self._all))]
         for worker in started:
             worker.wait_ready()
-            self._idle.put(worker)
+            self._release(worker)
 
     def _spawn(self) -> _Worker:
         worker = _Worker(self._context, self._preload)
@@ -113,35 +122,55 @@ class WorkerPool:
         return worker
 
     def _acquire(self) -> _Worker:
-        try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            pass
         with self._lock:
             if self._closed:
                 raise WorkerFailed("the local stack is stopping")
+            if self._idle:
+                return self._idle.pop()
             if len(self._all) < self.size:
                 return self._spawn()
-        return self._idle.get()
+            waiter = _Waiter()
+            self._waiters.append(waiter)
+        waiter.ready.wait()
+        if waiter.worker is None:
+            raise WorkerFailed("the local stack is stopping")
+        return waiter.worker
+
+    def _release(self, worker: _Worker) -> None:
+        with self._lock:
+            if self._waiters:
+                waiter = self._waiters.popleft()
+                waiter.worker = worker
+                waiter.ready.set()
+            else:
+                self._idle.append(worker)
 
     def invoke(self, function: Function, event: dict[str, Any]) -> Any:
-        """One invocation on an idle worker (waiting for one when all are busy)."""
+        """One invocation on an idle worker (waiting, first come first served, when all are busy)."""
         worker = self._acquire()
         try:
             result = worker.call(function, event)
-        except (WorkerFailed, EOFError, OSError) as error:
-            with self._lock:  # retire it: its state is unknown (dead, or still running the timed-out request)
+        except BaseException as error:
+            # Retire it: its state is unknown (dead, still running a timed-out request, or a half-sent message),
+            # and hand a fresh one to the next request so that waiters never starve.
+            with self._lock:
                 self._all.remove(worker)
-                if not self._closed:  # a replacement, so that callers waiting for an idle worker never starve
-                    self._idle.put(self._spawn())
+                replacement = None if self._closed else self._spawn()
             worker.process.kill()
-            raise WorkerFailed(str(error)) from None
-        self._idle.put(worker)
+            if replacement is not None:
+                self._release(replacement)
+            if isinstance(error, (WorkerFailed, EOFError, OSError)):
+                raise WorkerFailed(str(error)) from None
+            raise
+        self._release(worker)
         return result
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
             workers, self._all = list(self._all), []
+            waiters, self._waiters = list(self._waiters), deque()
+        for waiter in waiters:
+            waiter.ready.set()
         for worker in workers:
             worker.stop()
