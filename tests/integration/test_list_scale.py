@@ -15,6 +15,7 @@ from maip_events.models.events import EmitEventRequest
 from maip_events.settings import get_settings
 from maip_events.store.events import EventFilter, EventStore
 from maip_events.store.tenants import TenantSettingsStore
+from aggregation import settle
 from support import invoke
 
 EVENTS = "/v1/observability/events"
@@ -59,6 +60,7 @@ def test_total_and_any_offset_match_a_brute_force_count_for_every_filter_combina
     events = [event(tenant, at, t, a) for at, t, a in rows]
     store = EventStore()
     store.put_many(events)
+    settle()
     if time_from and time_to and time_from > time_to:
         time_from, time_to = time_to, time_from
     flt = EventFilter(tenant, agent_id=agent, event_type=event_type, time_from=time_from, time_to=time_to)
