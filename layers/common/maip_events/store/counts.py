@@ -32,7 +32,7 @@ ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base 32, as in ULIDs
 LEVELS = (3, 4, 5, 6, 7, 8, 9)  # ULID prefix lengths kept, coarsest first
 LEAF = LEVELS[-1]
 RAW = 0  # a partial leaf block at a window edge, counted from the events themselves
-STOP_SKIP = 16  # descend further only while skipping inside the block found would read more events than this
+FANOUT = 32  # blocks of the next level in a block
 TRANSACTION_MAX_ITEMS = 100
 CHECKPOINT_TTL_SECONDS = 3 * 86400  # beyond the stream's 24 h: a replay can never bring older records
 _RETRYABLE = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
@@ -266,7 +266,7 @@ class CountReader:
         return sorted(found, key=lambda b: b.start, reverse=True)
 
     def run(self, level: int, start: int, end: int | None, oldest_first: bool = True, page: int | None = None) -> Iterator[Bucket]:
-        """The non-empty blocks of `level` in [start, end), fetched `page` at a time (None = as many as fit)."""
+        """The non-empty blocks of `level` in [start, end), fetched `page` at a time, doubling (None = all at once)."""
         length = block_ms(level)
         args: dict[str, Any] = {
             "TableName": self.table,
@@ -292,23 +292,30 @@ class CountReader:
             if "LastEvaluatedKey" not in response:
                 return
             args["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+            if page:
+                args["Limit"] = page = min(2 * page, 64)
 
     def locate(self, buckets: list[Bucket], offset: int) -> tuple[Bucket, int] | None:
         """The block holding the `offset`-th newest event and how many of its newer events precede it.
 
-        Descends while the position is more than STOP_SKIP events from both ends of the block, reading the
-        children from the nearer end, so neither the children read nor the events skipped depend on density."""
+        Descends into a block's children (read from the nearer end, a few at a time) only where that reads
+        fewer items than skipping events would: while the position is more than a few events from both ends
+        of a block that holds at least two events per child on average. So neither the children read nor the
+        events skipped grow with density; the skip is at most half a block of < 2 * FANOUT events, or half a
+        32 ms leaf block."""
         for bucket in buckets:
             if offset < bucket.count:
                 break
             offset -= bucket.count
         else:
             return None
-        while bucket.level not in (RAW, LEAF) and min(offset, bucket.count - 1 - offset) > STOP_SKIP:
+        while bucket.level not in (RAW, LEAF) and bucket.count >= 2 * FANOUT and min(offset, bucket.count - 1 - offset) > 2:
             from_oldest = offset > bucket.count - 1 - offset
             rank = bucket.count - 1 - offset if from_oldest else offset
             finer = LEVELS[LEVELS.index(bucket.level) + 1]
-            for child in self.run(finer, bucket.start, bucket.end, oldest_first=from_oldest, page=8):
+            # About rank / (count / FANOUT) children come before the one holding the position: read that many first.
+            page = max(2, min(64, rank * FANOUT // bucket.count + 2))
+            for child in self.run(finer, bucket.start, bucket.end, oldest_first=from_oldest, page=page):
                 if rank < child.count:
                     break
                 rank -= child.count
