@@ -175,7 +175,10 @@ def emit_batch(tenant_id: str, items: list[Any], store: EventStore | None = None
     if outcome.failed:
         logger.warning("batch partly stored", extra={"not_stored": len(outcome.failed), "first_error": next(iter(outcome.failed.values()))})
     elif record is not None:
-        records.complete(record.id, document)  # only a fully written batch becomes final; else a retry re-drives
+        try:  # only a fully written batch becomes final; else (or if this fails) a retry re-drives the same plan
+            records.complete(record.id, document)
+        except Exception:
+            logger.exception("batch stored but its idempotency record stays pending")
     return document, False
 
 
