@@ -60,7 +60,8 @@ class Settings:
     counters_table: str
     tenants_table: str
     tenant_settings_ttl: float  # MAIP_TENANT_SETTINGS_TTL: seconds a Lambda caches a tenant's retention (0 = read each time)
-    idempotency_table: str  # Powertools idempotency records of emit/batch (Idempotency-Key), 24 h TTL
+    idempotency_table: str  # idempotency records of emit/batch (Idempotency-Key), 24 h TTL
+    api_key_cache_ttl: float  # MAIP_API_KEY_CACHE_TTL: seconds a Lambda caches an active API key (bounds revocation delay)
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -113,7 +114,13 @@ def get_settings() -> Settings:
         # Cached only inside deployed Lambdas; the local stack and tests see a change at once.
         tenant_settings_ttl=float(_env("MAIP_TENANT_SETTINGS_TTL", "30" if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") and _env("MAIP_LOCAL", "0") != "1" else "0")),
         idempotency_table=_resource("MAIP_IDEMPOTENCY_TABLE"),
+        # Deployed: a revoked key stops working within this many seconds; locally (and in tests) at once.
+        api_key_cache_ttl=float(_env("MAIP_API_KEY_CACHE_TTL", "5" if _in_lambda() else "0")),
     )
+
+
+def _in_lambda() -> bool:
+    return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME")) and _env("MAIP_LOCAL", "0") != "1"
 
 
 def reset() -> None:

@@ -34,9 +34,8 @@ def emit_event(
                     "the same key with a different body is a 409 `conflict`.")] = None,
 ):
     principal = current_principal("events:write")
-    document, replayed = idempotency.once(
-        "emit", principal.tenant_id, idempotency.validate_key(idempotency_key), body.model_dump(mode="json"),
-        lambda: events.emit_event(principal.tenant_id, body).created_response(), router.lambda_context)
+    document, replayed = events.emit_event(principal.tenant_id, body, key=idempotency.validate_key(idempotency_key),
+                                           body=body.model_dump(mode="json"))
     return json_response(201, document, {idempotency.REPLAYED_HEADER: "true"} if replayed else None)
 
 
