@@ -16,7 +16,7 @@ from maip_events.settings import get_settings
 from maip_events.store import counts
 from maip_events.store.events import EventFilter, EventStore
 from maip_events.store.tenants import TenantSettingsStore
-from aggregation import settle
+from aggregation import aggregate, settle
 from support import invoke
 
 EVENTS = "/v1/observability/events"
@@ -105,7 +105,7 @@ def test_deep_offsets_over_days_read_only_inside_one_minute(aws):
     client = ReadCounter(aws)
     store = EventStore(client=client)
     store.put_many(events)
-    settle()
+    aggregate(store.prepare(events))
     for flt in (EventFilter("deep"), EventFilter("deep", agent_id="a#2"), EventFilter("deep", event_type=TYPES[1], agent_id="a-1",
                                                                                         time_from=NOW - timedelta(days=3, seconds=7))):
         expected = brute(events, flt)
@@ -137,7 +137,7 @@ def test_deep_offsets_in_a_dense_minute_or_second_read_at_most_twice_the_first_p
     client = ReadCounter(aws)
     store = EventStore(client=client)
     store.put_many(events)
-    settle()
+    aggregate(store.prepare(events))
     inner_from, inner_to = start + spread * 0.1234, start + spread * 0.8765  # edges aligned to nothing
     for flt in (EventFilter("dense"), EventFilter("dense", agent_id="a#2"),
                 EventFilter("dense", time_from=inner_from, time_to=inner_to)):
