@@ -12,7 +12,10 @@ _pollers: dict[str, object] = {}
 
 
 def settle(function: str = "AggregateFunction") -> None:
+    from maip_events_local import moto_patches
     from maip_events_local.streams import StreamPoller
+
+    moto_patches.install()  # moto's own TransactWriteItems copies the whole table per item
     from maip_events_local.template import stream_consumers
 
     consumer = next(c for c in stream_consumers() if c.function.logical_id == function and c.kind == "DynamoDB")
@@ -35,7 +38,10 @@ def aggregate(events: list, first_sequence: int = 10**6, batch: int = 1000) -> N
     hands it), skipping the stream read: for tests about reads of many events (moto's GetRecords is slow)."""
     from functions.aggregate.app import lambda_handler
     from maip_events.store.events import to_item
+    from maip_events_local import moto_patches
     from support import Ctx
+
+    moto_patches.install()
 
     records = [{"eventName": "INSERT", "dynamodb": {"NewImage": to_item(e), "SequenceNumber": str(first_sequence + i)}}
                for i, e in enumerate(events)]

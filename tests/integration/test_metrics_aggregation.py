@@ -21,6 +21,13 @@ MIX = [("agent.registered", "info", "a1"), ("guardrail.violation", "error", "a2"
        ("agent.registered", "info", "a2"), ("anomaly.reported", "warn", "a1")]
 
 
+@pytest.fixture(autouse=True)
+def fast_transactions():
+    from maip_events_local import moto_patches
+
+    moto_patches.install()  # moto's own TransactWriteItems copies whole tables per item
+
+
 def metrics(headers, **query):
     status, body, _ = invoke(metrics_handler, "GET", "/v1/observability/metrics", headers=headers, query=query)
     assert status == 200, body
