@@ -135,11 +135,11 @@ def test_a_known_mix_shows_up_exactly_in_metrics_export_and_every_stream(stack, 
         assert response.status_code == 200 and response.headers["content-type"].startswith("application/x-ndjson")
         assert Counter(event_id_of(json.loads(line)) for line in response.text.splitlines()) == Counter(ids)
 
-    # When the real stream records are replayed to the metrics consumer (as a retried batch would be)
+    # When the real stream records are replayed to the aggregation (as a retried batch would be)
     for name, value in {"MAIP_DYNAMODB_ENDPOINT": stack["dynamodb_endpoint"], "MAIP_LOCAL": "1", "POWERTOOLS_METRICS_DISABLED": "true"}.items():
         monkeypatch.setenv(name, value)
     from maip_events import settings
-    from functions.metrics_aggregate.app import lambda_handler as aggregate
+    from functions.aggregate.app import lambda_handler as aggregate
     from support import Ctx
 
     settings.reset()
@@ -156,6 +156,7 @@ def test_a_known_mix_shows_up_exactly_in_metrics_export_and_every_stream(stack, 
         assert aggregate({"Records": replayed}, Ctx()) == {"batchItemFailures": []}
     finally:
         settings.reset()
-    # Then the counters are unchanged
+    # Then the counts are unchanged, in the metrics and in the list total
     for group_by in expected:
         assert {s["key"]: s["total"] for s in metrics(group_by)["series"]} == before[group_by]
+    assert requests.get(f"{url}/v1/observability/events", headers=headers, params={**aligned, "limit": 1}, timeout=10).json()["total"] == len(MIX)

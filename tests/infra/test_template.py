@@ -266,11 +266,11 @@ def _key(schema: list[dict[str, str]], kind: str) -> str | None:
     return next((k["AttributeName"] for k in schema if k.get("KeyType") == kind), None)
 
 
-def test_events_are_partitioned_by_tenant_and_sorted_by_event_id(events_table: dict[str, Any]) -> None:
+def test_events_are_partitioned_by_tenant_shard_and_sorted_by_event_id(events_table: dict[str, Any]) -> None:
     # Given the events table
     schema = events_table["KeySchema"]
-    # Then its partition key is the tenant and its sort key the time-ordered event id
-    assert _key(schema, "HASH") == "tenant_id"
+    # Then its partition key is "<tenant>#<shard>" and its sort key the time-ordered event id
+    assert _key(schema, "HASH") == "pk"
     assert _key(schema, "RANGE") == "event_id"
 
 
@@ -284,9 +284,10 @@ def _index_partitions(props: dict[str, Any]) -> list[tuple[str, str | None, str]
 def test_every_events_index_is_partitioned_by_a_tenant_prefixed_key(events_table: dict[str, Any]) -> None:
     # Given the secondary indexes of the events table
     indexes = _index_partitions(events_table)
-    # Then each one is keyed by a tenant_* attribute ("tenant#agent", "tenant#type", ...): no query crosses tenants
-    offenders = [f"{name}: {key}" for name, key, _ in indexes if not (key or "").startswith("tenant_")]
-    assert not offenders, f"EventsTable indexes not keyed by a tenant_* attribute: {offenders}"
+    # Then each one is keyed by a *_pk attribute ("tenant#shard#agent", "tenant#shard#type", ...), built by
+    # store.events.to_item with the tenant first: no query crosses tenants
+    offenders = [f"{name}: {key}" for name, key, _ in indexes if not (key or "").endswith("_pk")]
+    assert not offenders, f"EventsTable indexes not keyed by a tenant-prefixed *_pk attribute: {offenders}"
 
 
 def test_other_tenant_tables_only_project_keys_in_indexes_that_cross_tenants(template: dict[str, Any]) -> None:

@@ -19,8 +19,8 @@ TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 def stored_count(aws) -> int:
     from maip_events.settings import get_settings
 
-    return sum(aws.query(TableName=get_settings().events_table, KeyConditionExpression="tenant_id = :t",
-                         ExpressionAttributeValues={":t": {"S": t}}, Select="COUNT")["Count"] for t in ("t1", "t2"))
+    return sum(aws.query(TableName=get_settings().events_table, KeyConditionExpression="pk = :t",
+                         ExpressionAttributeValues={":t": {"S": f"{t}#0"}}, Select="COUNT")["Count"] for t in ("t1", "t2"))
 
 
 def test_emit_returns_the_contract_shape_and_list_round_trips_exact_metadata(headers):

@@ -1,6 +1,7 @@
 """Issue 6: exact totals, deep offsets, stable cursors and retention, against moto tables built from template.yaml."""
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -13,8 +14,10 @@ from maip_events.events import build_event
 from maip_events.ids import parse_time
 from maip_events.models.events import EmitEventRequest
 from maip_events.settings import get_settings
+from maip_events.store import counts
 from maip_events.store.events import EventFilter, EventStore
 from maip_events.store.tenants import TenantSettingsStore
+from aggregation import aggregate, settle
 from support import invoke
 
 EVENTS = "/v1/observability/events"
@@ -59,6 +62,7 @@ def test_total_and_any_offset_match_a_brute_force_count_for_every_filter_combina
     events = [event(tenant, at, t, a) for at, t, a in rows]
     store = EventStore()
     store.put_many(events)
+    settle()
     if time_from and time_to and time_from > time_to:
         time_from, time_to = time_to, time_from
     flt = EventFilter(tenant, agent_id=agent, event_type=event_type, time_from=time_from, time_to=time_to)
@@ -72,18 +76,27 @@ def test_total_and_any_offset_match_a_brute_force_count_for_every_filter_combina
 
 
 class ReadCounter:
-    """boto3 client proxy adding up the event items each Query read (ScannedCount), as DynamoDB bills them."""
+    """boto3 client proxy adding up the items each Query read (ScannedCount), as DynamoDB bills them."""
 
     def __init__(self, client):
-        self._client, self.events_read = client, 0
+        self._client, self.events_read, self.counters_read = client, 0, 0
 
     def __getattr__(self, name):
         return getattr(self._client, name)
+
+    @property
+    def items_read(self):
+        return self.events_read + self.counters_read
+
+    def reset(self):
+        self.events_read = self.counters_read = 0
 
     def query(self, **kwargs):
         response = self._client.query(**kwargs)
         if kwargs["TableName"] == get_settings().events_table:
             self.events_read += response["ScannedCount"]
+        else:
+            self.counters_read += response["ScannedCount"]
         return response
 
 
@@ -93,30 +106,128 @@ def test_deep_offsets_over_days_read_only_inside_one_minute(aws):
     client = ReadCounter(aws)
     store = EventStore(client=client)
     store.put_many(events)
+    aggregate(store.prepare(events))
     for flt in (EventFilter("deep"), EventFilter("deep", agent_id="a#2"), EventFilter("deep", event_type=TYPES[1], agent_id="a-1",
                                                                                         time_from=NOW - timedelta(days=3, seconds=7))):
         expected = brute(events, flt)
-        for offset in (0, 1, len(expected) // 2, len(expected) - 10, len(expected) - 1, len(expected), len(expected) + 5):
-            # When any offset is asked for
-            client.events_read = 0
-            page = store.page(flt, limit=10, offset=offset)
-            # Then the page is the brute-force slice
+        for limit in (10, 50):
+            client.reset()
+            store.page(flt, limit=limit, offset=0)
+            first_page = client.items_read
+            for offset in (0, 1, len(expected) // 2, len(expected) - 10, len(expected) - 1, len(expected), len(expected) + 5):
+                # When any offset is asked for
+                client.reset()
+                page = store.page(flt, limit=limit, offset=offset)
+                # Then the page is the brute-force slice
+                assert page.total == len(expected)
+                assert [e.event_id for e in page.events] == expected[offset : offset + limit]
+                # And it read about one page of events, never the skipped ones, and (for a page of the default size)
+                # at most twice the items (events + counters) of the first page
+                assert client.events_read <= limit + 1 + 2 * counts.FANOUT, (offset, client.events_read)
+                if limit == 50:
+                    assert client.items_read <= 2 * first_page, (offset, client.events_read, client.counters_read, first_page)
+
+
+@pytest.mark.parametrize("spread, n", [(timedelta(minutes=1), 2000), (timedelta(seconds=1), 1200)])
+def test_deep_offsets_in_a_dense_minute_or_second_read_at_most_twice_the_first_page(aws, spread, n):
+    # Given 2,000 events of one tenant inside one minute (or 1,200 in one second), plus a few older ones
+    start = NOW - timedelta(hours=1)
+    step = spread / n
+    events = [event("dense", start + i * step, TYPES[i % 3], AGENTS[1 + i % 2]) for i in range(n)]
+    events += [event("dense", start - timedelta(hours=h)) for h in range(1, 4)]
+    client = ReadCounter(aws)
+    store = EventStore(client=client)
+    store.put_many(events)
+    aggregate(store.prepare(events))
+    inner_from, inner_to = start + spread * 0.1234, start + spread * 0.8765  # edges aligned to nothing
+    for flt in (EventFilter("dense"), EventFilter("dense", agent_id="a#2"),
+                EventFilter("dense", time_from=inner_from, time_to=inner_to)):
+        expected = brute(events, flt)
+        client.reset()
+        store.page(flt, limit=50, offset=0)
+        first_page = client.items_read
+        for offset in (17, len(expected) // 2, len(expected) * 2 // 3, len(expected) - 60, len(expected) - 3):
+            # When a deep page is read
+            client.reset()
+            page = store.page(flt, limit=50, offset=offset)
+            # Then it is exact and read at most twice the items (events + counters) of the page at offset 0
             assert page.total == len(expected)
-            assert [e.event_id for e in page.events] == expected[offset : offset + 10]
-            # And it read about one page of events (plus the few of one minute / the window edges), never the skipped ones
-            assert client.events_read <= 2 * (10 + 1)
+            assert [e.event_id for e in page.events] == expected[offset : offset + 50]
+            assert client.items_read <= 2 * first_page, (offset, client.events_read, client.counters_read, first_page)
+
+
+def test_pages_offsets_and_cursors_across_write_shards_are_exact_and_stable(aws, monkeypatch):
+    monkeypatch.setenv("MAIP_SHARD_SWITCH_DELAY", "0")
+    # Given a tenant writing to 4 shards, 300 events over a day from two agents
+    TenantSettingsStore().set_write_shards("s", 4)
+    client = ReadCounter(aws)
+    store = EventStore(client=client)
+    events = store.prepare([event("s", NOW - timedelta(seconds=290 * i, milliseconds=i), TYPES[i % 3], AGENTS[1 + i % 2])
+                            for i in range(300)])
+    assert len({e.shard for e in events}) == 4
+    store.put_many(events, prepared=True)
+    aggregate(events)
+    for flt in (EventFilter("s"), EventFilter("s", agent_id="a#2"), EventFilter("s", time_from=NOW - timedelta(hours=7, seconds=3))):
+        expected = brute(events, flt)
+        # When pages are read at offsets; Then each is the exact slice, reading about one page across the shards
+        for offset in (0, 49, len(expected) // 2, len(expected) - 5):
+            client.reset()
+            page = store.page(flt, limit=20, offset=offset)
+            assert page.total == len(expected) and [e.event_id for e in page.events] == expected[offset : offset + 20]
+            assert client.events_read <= 20 + 1 + 2 * counts.FANOUT + 4 * 2, (offset, client.events_read)
+    # When the tenant is paged with next_token while new events keep arriving (on every shard)
+    seen, token, arrived = [], None, []
+    while True:
+        page = store.page(EventFilter("s"), limit=23, next_token=token)
+        seen += [e.event_id for e in page.events]
+        fresh = store.prepare([event("s", NOW + timedelta(milliseconds=len(arrived) + i)) for i in range(4)])
+        store.put_many(fresh, prepared=True)
+        arrived += fresh
+        token = page.next_token
+        if not token:
+            break
+    # Then the 300 original events were served once each, newest first: no duplicates, no gaps
+    assert seen == brute(events, EventFilter("s"))
+
+
+def test_a_page_stops_before_5_mb_and_continues_with_next_token(aws, headers):
+    # Given 500 events of 16 KiB metadata each (~8 MB of list items)
+    blob = "x" * (16 * 1024 - 20)
+    for _ in range(5):
+        status, body, _ = invoke(emit, "POST", EVENTS + ":batch", headers=headers,
+                                 body={"events": [{"event_type": "agent.updated", "metadata": {"blob": blob}} for _ in range(100)]})
+        assert status == 200 and body["succeeded"] == 100, body
+    settle()
+    # When the whole list is asked for in one page of 500
+    response = batch_list(headers, {"limit": "500"})
+    # Then the body stays under ~5 MB (Lambda's limit is 6 MB), with a next_token that continues exactly
+    assert response["statusCode"] == 200 and len(response["body"].encode()) <= 5_000_000
+    first = json.loads(response["body"])
+    assert first["total"] == 500 and 0 < len(first["items"]) < 500 and first["next_token"]
+    rest = json.loads(batch_list(headers, {"limit": "500", "next_token": first["next_token"]})["body"])
+    ids = [i["event_id"] for i in first["items"] + rest["items"]]
+    assert len(ids) == len(set(ids)) == 500 and ids == sorted(ids, reverse=True) and rest["next_token"] is None
+    assert all(i["payload"] == {"blob": blob} for i in first["items"][:3])
+
+
+def batch_list(headers, query):
+    from support import Ctx, http_event
+
+    return list_events(http_event("GET", EVENTS, headers=headers, query=query), Ctx())
 
 
 def test_cursor_pages_have_no_duplicates_or_gaps_while_events_arrive(aws, headers):
     # Given 30 stored events
     store = EventStore()
     store.put_many([event("t1", NOW - timedelta(seconds=i), TYPES[i % 3], "a-1") for i in range(30)])
+    settle()
     status, page, _ = invoke(list_events, "GET", EVENTS, headers=headers, query={"limit": "7"})
     assert status == 200 and page["total"] == 30
     seen = [i["event_id"] for i in page["items"]]
     # When new events are emitted between every page
     while page["next_token"]:
         assert invoke(emit, "POST", EVENTS, headers=headers, body={"event_type": "session.created", "agent_id": "a-1"})[0] == 201
+        settle()
         status, page, _ = invoke(list_events, "GET", EVENTS, headers=headers, query={"limit": "7", "next_token": page["next_token"]})
         assert status == 200
         seen += [i["event_id"] for i in page["items"]]
@@ -125,12 +236,15 @@ def test_cursor_pages_have_no_duplicates_or_gaps_while_events_arrive(aws, header
     assert page["total"] > 30
 
 
-def test_a_just_emitted_event_is_in_the_next_total_and_page(aws, headers):
+def test_an_emitted_event_is_listed_at_once_and_counted_once_the_stream_is_aggregated(aws, headers):
     for n in range(1, 4):
-        # Given an event just emitted
+        # Given an event just emitted, and the stream aggregated (AggregateFunction; ~1 s in the local stack)
         status, created, _ = invoke(emit, "POST", EVENTS, headers=headers, body={"event_type": "agent.registered", "agent_id": "x"})
         assert status == 201
-        # Then the very next reads count it and show it first, with and without filters
+        status, page, _ = invoke(list_events, "GET", EVENTS, headers=headers)
+        assert page["items"][0]["event_id"] == created["id"]
+        settle()
+        # Then the next reads count it and show it first, with and without filters
         for query in ({}, {"agent_id": "x"}, {"event_type": "agent.registered"}, {"agent_id": "x", "event_type": "agent.registered"},
                       {"from": created["created_at"], "to": created["created_at"]}):
             status, page, _ = invoke(list_events, "GET", EVENTS, headers=headers, query=query)
@@ -155,9 +269,17 @@ def test_tampered_or_foreign_cursors_are_refused(aws, headers):
 
 
 def _counter_expiries(aws, tenant):
-    items = aws.query(TableName=get_settings().counters_table, KeyConditionExpression="counter_id = :c",
-                      ExpressionAttributeValues={":c": {"S": f"{tenant}#d#all"}})["Items"]
-    return {i["bucket"]["S"]: int(i["expires_at"]["N"]) for i in items}
+    """TTL of each day's count buckets (the hourly metrics buckets and the finest list buckets), by UTC day."""
+    from maip_events.store import counts
+
+    found = {}
+    for pk in (counts.metric_pk(tenant, "total"), counts.bucket_pk(tenant, counts.LEAF, "all")):
+        for item in aws.query(TableName=get_settings().counters_table, KeyConditionExpression="pk = :p",
+                              ExpressionAttributeValues={":p": {"S": pk}})["Items"]:
+            sk = item["sk"]["S"]
+            day = sk[:10] if "#" in sk else datetime.fromtimestamp(counts.prefix_start(sk) / 1000, timezone.utc).strftime("%Y-%m-%d")
+            found.setdefault(day, set()).add(int(item["expires_at"]["N"]))
+    return {day: values.pop() for day, values in found.items() if len(values) == 1}
 
 
 def test_retention_hides_old_days_and_events_and_counters_share_one_expiry(aws):
@@ -166,6 +288,7 @@ def test_retention_hides_old_days_and_events_and_counters_share_one_expiry(aws):
     store = EventStore(clock=lambda: now[0])
     old = [event("r", NOW - timedelta(days=d)) for d in (400, 100, 10)] + [event("r", NOW - timedelta(seconds=5))]
     store.put_many(old)
+    settle()
     flt = EventFilter("r")
     # Then the 400-day-old event is neither counted nor listed, whether or not TTL has deleted it
     page = store.page(flt, limit=10)
@@ -187,6 +310,7 @@ def test_retention_hides_old_days_and_events_and_counters_share_one_expiry(aws):
     # And events from the next UTC day on get a 30-day TTL, shared with their buckets
     tomorrow = event("r", NOW + timedelta(days=1))
     store.put(tomorrow)
+    settle()
     day = tomorrow.created_at[:10]
     fresh = next(e for e in store.iterate(flt) if e.event_id == tomorrow.event_id)
     assert fresh.expires_at == _counter_expiries(aws, "r")[day] == int(
@@ -206,6 +330,7 @@ def test_retrying_a_batch_counts_each_event_once(aws):
     extra = [event("b", NOW + timedelta(milliseconds=i)) for i in range(2)]
     store.put_many(events + extra)
     assert store.put(events[0]) is False
+    settle()
     # Then every event is counted once, for every dimension
     for flt in (EventFilter("b"), EventFilter("b", agent_id="a-1"), EventFilter("b", event_type=TYPES[0]),
                 EventFilter("b", event_type=TYPES[1], agent_id="a#2")):

@@ -1,5 +1,6 @@
-"""Metrics pipeline against moto: the stream consumer's hourly counters, its idempotency on retried or
-replayed batches, and GET /v1/observability/metrics totals equal to the list endpoint's."""
+"""The one counting pipeline against moto: AggregateFunction's buckets from the events stream, exact under
+retried, replayed, bisected and overlapping deliveries and concurrent emitters, with hostile agent ids; GET
+/v1/observability/metrics totals equal to the list endpoint's."""
 from __future__ import annotations
 
 import json
@@ -10,12 +11,21 @@ import pytest
 
 from functions.list.app import lambda_handler as list_handler
 from functions.metrics.app import lambda_handler as metrics_handler
-from functions.metrics_aggregate.app import lambda_handler as aggregate
+from functions.aggregate.app import lambda_handler as aggregate
+from functions.emit.app import lambda_handler as emit_handler
 from siem_harness import T0, make_events, stream_batch
+from aggregation import settle
 from support import Ctx, invoke, key_headers
 
 MIX = [("agent.registered", "info", "a1"), ("guardrail.violation", "error", "a2"), ("session.created", "warn", None),
        ("agent.registered", "info", "a2"), ("anomaly.reported", "warn", "a1")]
+
+
+@pytest.fixture(autouse=True)
+def fast_transactions():
+    from maip_events_local import moto_patches
+
+    moto_patches.install()  # moto's own TransactWriteItems copies whole tables per item
 
 
 def metrics(headers, **query):
@@ -70,9 +80,10 @@ def test_a_retried_or_replayed_batch_leaves_the_counters_unchanged(aws):
     before = [metrics(headers, group_by=g, **{"from": "2026-11-23T07:00:00Z", "to": "2026-11-23T07:59:59Z"})
               for g in ("event_type", "severity", "agent_id")]
     # When the same batch is delivered again, and a bisected overlapping batch with two new events arrives
+    # (a record keeps its sequence number whenever it is delivered)
     assert aggregate(stream_batch(events), Ctx()) == {"batchItemFailures": []}
     extra = make_events("t1", [("agent.revoked", "error", "a9")] * 2, start=T0 + timedelta(minutes=30))
-    aggregate(stream_batch(events[10:] + extra), Ctx())
+    aggregate(stream_batch(events[10:] + extra, 1010), Ctx())
     after = [metrics(headers, group_by=g, **{"from": "2026-11-23T07:00:00Z", "to": "2026-11-23T07:59:59Z"})
              for g in ("event_type", "severity", "agent_id")]
     # Then the counters changed only by the two new events
@@ -104,3 +115,110 @@ def test_bad_metrics_queries_are_rejected(aws, query):
 def test_metrics_need_metrics_read(aws):
     status, _, _ = invoke(metrics_handler, "GET", "/v1/observability/metrics", headers=key_headers("t1", ["events:read"]))
     assert status == 403
+
+
+def _records(events, first=5000):
+    return stream_batch(events, first)["Records"]
+
+
+def test_retries_replays_and_overlapping_deliveries_in_any_order_count_each_record_once(aws):
+    # Given 60 events of two agents (records 5000..5059 of one stream shard)
+    events = make_events("t1", MIX * 12, step=timedelta(seconds=7))
+    records = _records(events)
+    headers = key_headers("t1", ["metrics:read", "events:read"])
+    window = {"from": "2026-11-23T07:00:00Z", "to": "2026-11-23T08:59:59.999Z"}
+    # When the stream delivers them as Lambda may: a first half, its retry, a bisected overlap, the whole
+    # shard replayed, and stale pieces again
+    for piece in (records[:30], records[:30], records[20:45], records[15:25], records, records[40:], records[:5], records[59:]):
+        assert aggregate({"Records": piece}, Ctx()) == {"batchItemFailures": []}
+    # Then every total is exact: list and metrics, unfiltered and per type/agent
+    assert listed_total(headers, **window) == metrics(headers, **window)["total"] == 60
+    assert by_key(metrics(headers, group_by="agent_id", **window)) == {"a1": 24, "a2": 24, None: 12}
+    assert listed_total(headers, agent_id="a2", event_type="agent.registered", **window) == 12
+
+
+def test_a_failed_chunk_is_retried_from_its_first_uncounted_record_without_double_counting(aws, monkeypatch):
+    from maip_events.store.counts import CountStore
+
+    # Given a batch of two tenants' events where counting t2 fails once (e.g. throttled)
+    events = make_events("t1", MIX * 4) + make_events("t2", MIX * 4)
+    batch = stream_batch(events, 7000)
+    original, calls = CountStore.apply, []
+
+    def flaky(self, partition, records):
+        calls.append(partition)
+        if partition.startswith("t2#") and calls.count(partition) == 1:
+            raise RuntimeError("throttled")
+        return original(self, partition, records)
+
+    monkeypatch.setattr(CountStore, "apply", flaky)
+    # When Lambda gets the failure and retries from the reported record (the whole batch from there)
+    failures = aggregate(batch, Ctx())["batchItemFailures"]
+    assert failures == [{"itemIdentifier": "7020"}]
+    retry = {"Records": [r for r in batch["Records"] if int(r["dynamodb"]["SequenceNumber"]) >= 7020]}
+    assert aggregate(retry, Ctx()) == {"batchItemFailures": []}
+    assert aggregate(batch, Ctx()) == {"batchItemFailures": []}  # and a full replay on top
+    # Then each tenant counts exactly its 20 events
+    for tenant in ("t1", "t2"):
+        assert listed_total(key_headers(tenant, ["events:read"]), **{"from": "2026-11-23T07:00:00Z"}) == 20
+
+
+def test_totals_are_exact_under_concurrent_emitters(aws):
+    from concurrent.futures import ThreadPoolExecutor
+
+    # Given 8 clients emitting 25 events each at the same time, over three agents
+    headers = key_headers("t1", ["events:write", "events:read", "metrics:read"])
+
+    def client(n):
+        return [invoke(emit_handler, "POST", "/v1/observability/events", headers=headers,
+                       body={"event_type": "agent.updated", "agent_id": f"a{(n + i) % 3}"})[0] for i in range(25)]
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = [s for batch in pool.map(client, range(8)) for s in batch]
+    assert statuses == [201] * 200
+    # When the stream has been aggregated
+    settle()
+    # Then the totals are exact, overall and per agent, in the list and in the metrics
+    assert listed_total(headers) == metrics(headers)["total"] == 200
+    per_agent = by_key(metrics(headers, group_by="agent_id"))
+    assert sum(per_agent.values()) == 200 and all(per_agent[f"a{i}"] == listed_total(headers, agent_id=f"a{i}") for i in range(3))
+
+
+HOSTILE_AGENTS = ["\U0001F600" * 256, "#", "a#b/c=d", "\x01\x02\n\t\x7f", "=" * 256, "t1#0", "ta=agent.updated=x"]
+
+
+def test_maximal_and_hostile_agent_ids_are_counted_and_grouped_by_their_raw_value(aws):
+    # Given events whose agent ids are 1,024 bytes of emoji, '#', '/', '=', control characters, key look-alikes
+    headers = key_headers("t1", ["events:write", "events:read", "metrics:read"])
+    for n, agent in enumerate(HOSTILE_AGENTS, start=1):
+        for _ in range(n):
+            assert invoke(emit_handler, "POST", "/v1/observability/events", headers=headers,
+                          body={"event_type": "agent.updated", "agent_id": agent})[0] == 201
+    # When the stream is aggregated (one batch: a poison key would fail every event in it)
+    settle()
+    # Then each agent's list total and metrics series is exact, keyed by the raw agent id
+    expected = {agent: n for n, agent in enumerate(HOSTILE_AGENTS, start=1)}
+    assert by_key(metrics(headers, group_by="agent_id")) == expected
+    for agent, n in expected.items():
+        assert listed_total(headers, agent_id=agent) == n
+        assert listed_total(headers, agent_id=agent, event_type="agent.updated") == n
+    assert listed_total(headers) == sum(expected.values())
+
+
+def test_ttl_deletions_change_no_count_and_expired_days_are_not_counted(aws):
+    from maip_events.settings import get_settings
+    from maip_events.store.events import event_key
+
+    # Given events from 400 days ago (past the default 365-day retention) and from the window, aggregated
+    old = make_events("t1", MIX, start=T0 - timedelta(days=400))
+    recent = make_events("t1", MIX * 2)
+    settle()
+    headers = key_headers("t1", ["events:read", "metrics:read"])
+    day = {"from": "2026-11-23T00:00:00Z", "to": "2026-11-23T23:59:59.999Z"}
+    assert listed_total(headers) == listed_total(headers, **day) == 10
+    # When DynamoDB's TTL deletes the old events (REMOVE records reach the stream) and the stream is aggregated
+    for e in old:
+        aws.delete_item(TableName=get_settings().events_table, Key=event_key(e.tenant_id, e.shard, e.event_id))
+    settle()
+    # Then nothing changes: the expired days were never counted, the visible ones keep their exact counts
+    assert listed_total(headers) == listed_total(headers, **day) == metrics(headers, interval="day", **day)["total"] == len(recent)

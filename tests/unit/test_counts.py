@@ -1,65 +1,91 @@
 """Bucket arithmetic of the count buckets and the retention policy (no AWS)."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 from hypothesis import given, settings, strategies as st
 
+from maip_events.events import build_event
+from maip_events.models.events import EmitEventRequest
 from maip_events.store import counts
-from maip_events.store.counts import DAY_MS, HOUR_MS, MINUTE_MS, RAW, segments
+from maip_events.store.counts import LEAF, LEVELS, RAW, block_ms, segments
 from maip_events.store.tenants import Retention
 
+DAY_MS = 86_400_000
 BASE = 1_795_000_000_000  # a fixed moment in 2026
-LENGTH = {"m": MINUTE_MS, "h": HOUR_MS, "d": DAY_MS}
 
 
 @settings(max_examples=300)
 @given(low=st.integers(0, 40 * DAY_MS), size=st.integers(0, 40 * DAY_MS), open_ended=st.booleans())
-def test_segments_tile_any_window_with_aligned_buckets_and_few_pieces(low, size, open_ended):
+def test_segments_tile_any_window_with_aligned_blocks_and_few_pieces(low, size, open_ended):
     # Given any window [low, high), possibly open-ended
     low += BASE
     high = None if open_ended else low + size
     # When it is split
     pieces = segments(low, high)
-    # Then the pieces are contiguous, cover exactly the window, and every non-raw piece is whole buckets
+    # Then the pieces are contiguous, cover exactly the window, and every non-raw piece is whole blocks
     if high is not None and size == 0:
         assert pieces == []
         return
     assert pieces[0][1] == low and pieces[-1][2] == high
     for (_, _, end), (_, start, _) in zip(pieces, pieces[1:]):
         assert end == start
-    for code, start, end in pieces:
-        if code != RAW:
-            assert start % LENGTH[code] == 0 and (end is None or end % LENGTH[code] == 0)
+    for level, start, end in pieces:
+        if level != RAW:
+            assert start % block_ms(level) == 0 and (end is None or end % block_ms(level) == 0)
         else:
-            assert end - start < 2 * MINUTE_MS  # edges: only partial minutes are counted from events
-    # And at most one run per granularity and side: raw, m, h, d, h, m, raw
-    assert len(pieces) <= 7
+            assert end - start < block_ms(LEAF)  # edges: only partial 32 ms blocks are counted from events
+    # And at most one run per level and side
+    assert len(pieces) <= 2 * len(LEVELS) + 1
 
 
-def test_labels_sort_like_time_and_round_trip():
-    # Given bucket labels of consecutive buckets at every granularity
-    for code, length, _ in counts.GRANULARITIES:
-        labels = [counts.label(code, BASE + i * length) for i in range(-3, 4)]
-        # Then lexical order is time order, and a label maps back to its bucket start
+def test_prefixes_are_the_event_ids_own_and_sort_like_time():
+    # Given events one block apart at every level
+    for level in LEVELS:
+        moments = [BASE + i * block_ms(level) for i in range(-3, 4)]
+        labels = [counts.prefix(ms, level) for ms in moments]
+        # Then lexical order is time order, a prefix maps back to its block start, and it is the event id's own prefix
         assert labels == sorted(labels)
-        assert counts.label_start(code, labels[3]) == (BASE // length) * length
+        assert counts.prefix_start(labels[3]) == (BASE // block_ms(level)) * block_ms(level)
+        event = build_event("t", EmitEventRequest(event_type="agent.registered"), datetime.fromtimestamp(moments[3] / 1000, timezone.utc))
+        assert counts.event_prefix(event.event_id, level) == labels[3]
 
 
-def test_dimensions_map_each_filter_to_one_counter_the_event_increments():
+HOSTILE = ["\U0001F600" * 256, "a#b#c", "a/b=c", "\x00\x01\n\t#", "=" * 256, "ta=agent.registered=x"]
+
+
+def test_every_key_is_bounded_whatever_the_agent_id():
+    # Given events whose agent ids are maximal or hostile (1,024 bytes of emoji, '#', '/', '=', controls)
+    events = [build_event("t" * 128, EmitEventRequest(event_type="agent.registered", agent_id=a)) for a in HOSTILE]
+    # When their bucket updates are computed
+    updates = counts.bucket_updates(events)
+    # Then every key is short, printable ASCII, and distinct agents never share a bucket
+    for pk, sk in updates:
+        assert len(pk.encode()) <= 128 + 80 and len(sk.encode()) <= 64 and (pk + sk).isascii() and (pk + sk).isprintable()
+    agent_buckets = {pk for pk, _ in updates if "#a=" in pk}
+    assert len(agent_buckets) == len(HOSTILE) * len(LEVELS)
+    # And the raw agent id is kept as the metrics bucket's value
+    assert {u.value for (pk, _), u in updates.items() if pk.endswith("#m#agent_id")} == set(HOSTILE)
+
+
+def test_dimensions_map_each_filter_to_one_bucket_the_event_feeds():
     # Given an event with an agent; Then every filter that matches it names one of its dimensions
     dims = counts.dimensions("agent.registered", "a#1")
     for agent in (None, "a#1"):
         for event_type in (None, "agent.registered"):
             assert counts.dimension(event_type, agent) in dims
     # And an event without an agent only feeds the tenant and type dimensions
-    assert counts.dimensions("agent.registered", None) == ["all", "type:agent.registered"]
+    assert counts.dimensions("agent.registered", None) == ["all", "t=agent.registered"]
 
 
-def test_increments_aggregate_a_batch_per_bucket():
-    # Given three events of one agent in the same minute
-    rows = [("t", "agent.registered", "a", BASE + i, 99) for i in range(3)]
-    # When increments are computed; Then each of the 12 buckets is incremented by 3 in one update
-    found = counts.increments(rows)
-    assert len(found) == 12 and all(n == 3 and exp == 99 for n, exp in found.values())
+def test_a_batch_is_coalesced_to_one_update_per_bucket():
+    # Given 100 events of one agent within 30 ms
+    start = datetime.fromtimestamp((BASE - BASE % 32) / 1000, timezone.utc)
+    events = [build_event("t", EmitEventRequest(event_type="agent.registered", agent_id="a", severity="warn"),
+                          start + timedelta(microseconds=300 * i)) for i in range(100)]
+    # When their updates are computed; Then each bucket gets one ADD of 100: 7 levels x 4 dimensions + 4 metrics
+    found = counts.bucket_updates(events)
+    assert len(found) == len(LEVELS) * 4 + 4 and {u.n for u in found.values()} == {100}
 
 
 def test_retention_expiry_is_whole_days_and_visibility_follows_the_current_setting():

@@ -1,4 +1,4 @@
-"""`maip-events`: the local stack and the operator commands (API keys, webhooks)."""
+"""`maip-events`: the local stack and the operator commands (API keys, webhooks, tenant settings)."""
 from __future__ import annotations
 
 import argparse
@@ -67,9 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     retention = tenants.add_parser("set-retention", help="days events stay listed and stored (default 365)")
     retention.add_argument("--tenant", required=True)
     retention.add_argument("--days", type=int, required=True)
+    write_shards = tenants.add_parser(
+        "set-write-shards", help="spread a tenant's new events over N partition keys (1-64, default 1); lists keep every event")
+    write_shards.add_argument("--tenant", required=True)
+    write_shards.add_argument("--shards", type=int, required=True)
     show = tenants.add_parser("show", help="a tenant's settings")
     show.add_argument("--tenant", required=True)
-    for p in (retention, show):
+    for p in (retention, write_shards, show):
         _common(p)
     return parser
 
@@ -169,14 +173,27 @@ def tenants_set_retention(args: argparse.Namespace) -> Any:
                       f"new TTLs from {doc['ttl_applies_from']}")
 
 
+@command("tenants set-write-shards")
+def tenants_set_write_shards(args: argparse.Namespace) -> Any:
+    from maip_events.auth import validate_tenant_id
+    from maip_events.store.tenants import TenantSettingsStore
+
+    validate_tenant_id(args.tenant)
+    doc = TenantSettingsStore().set_write_shards(args.tenant, args.shards)
+    _print(args, doc, f"tenant {doc['tenant_id']}: new events spread over {doc['write_shards']} write shard(s) from "
+                      f"{doc['write_shards_from']}; lists read {doc['read_shards']} shard(s)")
+
+
 @command("tenants show")
 def tenants_show(args: argparse.Namespace) -> Any:
     from maip_events.auth import validate_tenant_id
     from maip_events.store.tenants import TenantSettingsStore
 
     validate_tenant_id(args.tenant)
-    policy = TenantSettingsStore().retention(args.tenant)
-    _print(args, {"tenant_id": args.tenant, "retention_days": policy.days}, f"tenant {args.tenant}: retention {policy.days} days")
+    store = TenantSettingsStore()
+    policy, shards = store.retention(args.tenant), store.shards(args.tenant)
+    _print(args, {"tenant_id": args.tenant, "retention_days": policy.days, "write_shards": shards.write, "read_shards": shards.read},
+           f"tenant {args.tenant}: retention {policy.days} days, {shards.write} write shard(s), {shards.read} read shard(s)")
 
 
 @command("serve")

@@ -147,6 +147,7 @@ class _Shard:
     pending: list[dict[str, Any]] = field(default_factory=list)  # fetched, filtered, not yet acknowledged
     attempts: int = 0
     retry_at: float = 0.0
+    first_seen: float = 0.0  # when the oldest pending record was fetched (the batching window runs from it)
 
 
 @dataclass
@@ -262,12 +263,17 @@ class StreamPoller:
             if state is None:  # the tables are created by `serve`: from the start of a shard misses nothing
                 iterator = streams.get_shard_iterator(StreamArn=stream.arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON")
                 state = self._shards[key] = _Shard(iterator["ShardIterator"])
-            if not state.pending and state.iterator:
+            if state.iterator and not state.attempts and len(state.pending) < consumer.batch_size:
                 response = streams.get_records(ShardIterator=state.iterator, Limit=1000)
                 state.iterator = response.get("NextShardIterator")  # None once a closed shard is read to its end
                 records = [lambda_stream_record(r, stream.arn, region) for r in response.get("Records", [])]
-                state.pending = [r for r in records if not consumer.filters or any(matches(f, r) for f in consumer.filters)]
-            if state.pending and time.monotonic() >= state.retry_at:
+                if records and not state.pending:
+                    state.first_seen = time.monotonic()
+                state.pending += [r for r in records if not consumer.filters or any(matches(f, r) for f in consumer.filters)]
+            # Like Lambda's MaximumBatchingWindowInSeconds: invoke when the batch is full or the window has passed.
+            window_open = (len(state.pending) < consumer.batch_size and not state.attempts
+                           and time.monotonic() - state.first_seen < consumer.batching_window)
+            if state.pending and not window_open and time.monotonic() >= state.retry_at:
                 busy = True
                 self._deliver_stream_batch(consumer, state, shard_id)
         return busy
@@ -289,6 +295,7 @@ class StreamPoller:
         if failed_from is None:
             state.pending = state.pending[len(batch):]
             state.attempts = 0
+            state.first_seen = time.monotonic()  # what is left waits for a window of its own
             return
         # Like Lambda: checkpoint before the first failed record, retry from it with backoff, bounded.
         state.pending = state.pending[failed_from:]

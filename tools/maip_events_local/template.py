@@ -168,6 +168,7 @@ class Consumer:
     report_failures: bool
     max_retries: int
     on_failure: str | None  # logical id of the on-failure destination queue
+    batching_window: float = 0.0  # MaximumBatchingWindowInSeconds: wait up to this long for a fuller batch
 
 
 def _functions() -> list[tuple[Function, dict[str, Any]]]:
@@ -232,5 +233,6 @@ def stream_consumers() -> list[Consumer]:
                 report_failures="ReportBatchItemFailures" in (p.get("FunctionResponseTypes") or []),
                 max_retries=int(p.get("MaximumRetryAttempts", 3)),
                 on_failure=_ref_target(destination),
+                batching_window=float(p.get("MaximumBatchingWindowInSeconds", 0)),
             ))
     return consumers

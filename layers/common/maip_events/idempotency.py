@@ -1,27 +1,36 @@
-"""Idempotency-Key (CONTRACT §6): Powertools idempotency on IdempotencyTable, scoped per tenant and key.
+"""Idempotency-Key (CONTRACT §6) for emit and batch, in IdempotencyTable, scoped per operation, tenant and key.
 
-A retry with the same key within 24 h gets the first response back and stores nothing; the same key with a
-different body, or while the first request is still running, is a 409 `conflict`.
+A retry with the same key within 24 h gets the first response back and stores nothing new; the same key with a
+different body is a 409 `conflict`.
+
+Why not Powertools' idempotency utility (used before): it writes its record in separate requests, one before the
+function ("in progress") and one after ("completed"), and deletes it when the function raises. So a commit whose
+response was lost (timeout after the write, or the "completed" update failing) was stored twice on retry, and a
+batch that failed half-way was stored again under new ids. Here the record is part of the write itself:
+- emit: the event and the record (already "complete", holding the response) are one TransactWriteItems; either
+  both exist or neither, so a retry either finds the record (replay) or finds nothing stored (write again);
+- batch: the record is written first as "pending" with the planned event ids, shards and TTLs; the events are
+  then written under exactly those ids, and the record set to "complete" with the response. A retry that finds
+  a pending record re-drives the same plan (a stored id stays one item), a complete one replays the response.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import re
-from contextvars import ContextVar
-from functools import lru_cache
-from typing import Any, Callable
+import time
+from dataclasses import dataclass
+from typing import Any
 
-from maip_events import aws
 from maip_events.errors import Conflict, InvalidRequest
-from maip_events.settings import get_settings
 
 HEADER = "Idempotency-Key"
 KEY_PATTERN = r"^[!-~]{1,255}$"  # 1-255 visible ASCII characters (a UUID, a hash, "order-42/retry"...)
 EXPIRES_AFTER_SECONDS = 24 * 3600
 REPLAYED_HEADER = "Idempotent-Replayed"
+PENDING, COMPLETE = "pending", "complete"
 
 _KEY = re.compile(KEY_PATTERN)
-# Set when the response came from the store (the resolver is re-entrant per thread, hence a ContextVar).
-_REPLAYED: ContextVar[bool] = ContextVar("maip_idempotent_replayed", default=False)
 
 
 def validate_key(key: str | None) -> str | None:
@@ -36,68 +45,59 @@ def validate_key(key: str | None) -> str | None:
     return key
 
 
-def _mark_replayed(response: Any, _record: Any) -> Any:
-    _REPLAYED.set(True)
-    return response
+def record_id(operation: str, tenant_id: str, key: str) -> str:
+    """`<operation>#sha256(tenant, key)`: two tenants may use the same key; the raw key is never stored."""
+    return f"{operation}#" + hashlib.sha256(json.dumps([tenant_id, key]).encode()).hexdigest()
 
 
-@lru_cache(maxsize=8)
-def _persistence(operation: str, table: str, client: Any) -> Any:
-    """One persistence layer per operation and (re)configured client; Powertools configures a layer only once."""
-    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-
-    return DynamoDBPersistenceLayer(table_name=table, boto3_client=client)
+def body_hash(body: Any) -> str:
+    """Hash of the request body's canonical JSON (key order and spacing do not matter)."""
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _run(request: dict[str, Any], compute: Callable[[], Any]) -> Any:
-    return compute()
+@dataclass
+class Record:
+    id: str
+    body_hash: str
+    status: str  # PENDING (batch planned, maybe partly written) | COMPLETE (response final)
+    response: dict[str, Any] | None = None
+    plan: list[dict[str, Any]] | None = None  # batch: [{"i": index, "id", "at": created_at, "s": shard, "x": expires_at}]
+    expiration: int = 0
+
+    def put_request(self, table: str) -> dict[str, Any]:
+        """A conditional Put: only when no live record exists (TTL deletion is lazy, so an expired one counts as none)."""
+        item: dict[str, Any] = {
+            "id": {"S": self.id}, "body_hash": {"S": self.body_hash}, "status": {"S": self.status},
+            "expiration": {"N": str(self.expiration)},
+        }
+        if self.response is not None:
+            item["response"] = {"S": json.dumps(self.response, separators=(",", ":"))}
+        if self.plan is not None:
+            item["plan"] = {"S": json.dumps(self.plan, separators=(",", ":"))}
+        return {"TableName": table, "Item": item, "ConditionExpression": "attribute_not_exists(id) OR expiration < :now",
+                "ExpressionAttributeValues": {":now": {"N": str(int(time.time()))}}}
 
 
-@lru_cache(maxsize=8)
-def _idempotent(operation: str, persistence: Any) -> tuple[Callable[..., Any], Any]:
-    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
-
-    config = IdempotencyConfig(
-        event_key_jmespath="[tenant, key]",  # two tenants may use the same key
-        payload_validation_jmespath="body",  # same key, other body -> IdempotencyValidationError
-        expires_after_seconds=EXPIRES_AFTER_SECONDS,
-        response_hook=_mark_replayed,
-    )
-    # key_prefix: stable across functions and the local stack (the default includes the Lambda's name).
-    function = idempotent_function(_run, data_keyword_argument="request", persistence_store=persistence,
-                                   config=config, key_prefix=operation)
-    return function, config
+def new_record(operation: str, tenant_id: str, key: str, body: Any, status: str, response: dict[str, Any] | None = None,
+               plan: list[dict[str, Any]] | None = None) -> Record:
+    return Record(id=record_id(operation, tenant_id, key), body_hash=body_hash(body), status=status, response=response,
+                  plan=plan, expiration=int(time.time()) + EXPIRES_AFTER_SECONDS)
 
 
-def once(operation: str, tenant_id: str, key: str | None, body: Any, compute: Callable[[], dict[str, Any]],
-         lambda_context: Any = None) -> tuple[dict[str, Any], bool]:
-    """`compute()` at most once per (operation, tenant, key) in 24 h; returns (response document, replayed).
+def from_item(item: dict[str, Any]) -> Record:
+    def text(name: str) -> str | None:
+        return item[name]["S"] if name in item else None
 
-    `body` identifies the request (a JSON-able value); `compute` returns a JSON-able dict.
-    """
-    if key is None:
-        return compute(), False
-    from aws_lambda_powertools.utilities.idempotency.exceptions import (
-        IdempotencyAlreadyInProgressError,
-        IdempotencyValidationError,
-    )
+    response, plan = text("response"), text("plan")
+    return Record(id=item["id"]["S"], body_hash=item.get("body_hash", {}).get("S", ""), status=item.get("status", {}).get("S", ""),
+                  response=json.loads(response) if response else None, plan=json.loads(plan) if plan else None,
+                  expiration=int(item.get("expiration", {}).get("N", "0")))
 
-    function, config = _idempotent(operation, _persistence(operation, get_settings().idempotency_table, aws.dynamodb()))
-    # With the invocation's context an in-progress record expires with an invocation that died mid-way.
-    config.register_lambda_context(lambda_context)
-    token = _REPLAYED.set(False)
-    try:
-        response = function(request={"tenant": tenant_id, "key": key, "body": body}, compute=compute)
-        return response, _REPLAYED.get()
-    except IdempotencyValidationError:
+
+def check_same_body(existing: Record, mine: Record) -> None:
+    if existing.body_hash != mine.body_hash:
         raise Conflict(
             f"This {HEADER} was already used with a different request body.",
             details=[{"field": HEADER, "issue": "reused with a different body"}],
-        ) from None
-    except IdempotencyAlreadyInProgressError:
-        raise Conflict(
-            f"A request with this {HEADER} is still in progress; retry shortly.",
-            details=[{"field": HEADER, "issue": "in progress"}],
-        ) from None
-    finally:
-        _REPLAYED.reset(token)
+        )

@@ -16,10 +16,9 @@ TABLE_DEFAULTS = {
     "MAIP_WEBHOOK_QUEUE": "maip-webhook-deliveries",
     "MAIP_WEBHOOK_DLQ": "maip-webhook-dead-letters",
     "MAIP_STREAMS_TABLE": "maip-log-streams",
-    "MAIP_METRICS_TABLE": "maip-metrics",
     "MAIP_STREAM_RETRY_QUEUE": "maip-stream-retries",
     "MAIP_STREAM_DLQ": "maip-stream-dead-letters",
-    "MAIP_COUNTERS_TABLE": "maip-event-counters",
+    "MAIP_COUNTERS_TABLE": "maip-counts",
     "MAIP_TENANTS_TABLE": "maip-tenant-settings",
     "MAIP_IDEMPOTENCY_TABLE": "maip-idempotency",
 }
@@ -51,7 +50,6 @@ class Settings:
     webhook_disable_after: int  # MAIP_WEBHOOK_DISABLE_AFTER, seconds of continuous failure
     webhook_concurrency: int  # MAIP_WEBHOOK_CONCURRENCY, parallel POSTs per delivery batch (= the SQS BatchSize)
     streams_table: str
-    metrics_table: str
     stream_retry_queue: str  # URL or (local) name of the log-stream retry queue
     stream_dlq: str
     stream_retry_schedule: tuple[int, ...]  # MAIP_STREAM_RETRY_SCHEDULE, seconds, comma-separated
@@ -62,7 +60,8 @@ class Settings:
     counters_table: str
     tenants_table: str
     tenant_settings_ttl: float  # MAIP_TENANT_SETTINGS_TTL: seconds a Lambda caches a tenant's retention (0 = read each time)
-    idempotency_table: str  # Powertools idempotency records of emit/batch (Idempotency-Key), 24 h TTL
+    idempotency_table: str  # idempotency records of emit/batch (Idempotency-Key), 24 h TTL
+    api_key_cache_ttl: float  # MAIP_API_KEY_CACHE_TTL: seconds a Lambda caches an active API key (bounds revocation delay)
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -103,7 +102,6 @@ def get_settings() -> Settings:
         webhook_disable_after=int(_env("MAIP_WEBHOOK_DISABLE_AFTER", str(3 * 86400))),
         webhook_concurrency=int(_env("MAIP_WEBHOOK_CONCURRENCY", "50")),
         streams_table=_resource("MAIP_STREAMS_TABLE"),
-        metrics_table=_resource("MAIP_METRICS_TABLE"),
         stream_retry_queue=_resource("MAIP_STREAM_RETRY_QUEUE"),
         stream_dlq=_resource("MAIP_STREAM_DLQ"),
         stream_retry_schedule=_seconds("MAIP_STREAM_RETRY_SCHEDULE", STREAM_RETRY_SCHEDULE),
@@ -116,7 +114,13 @@ def get_settings() -> Settings:
         # Cached only inside deployed Lambdas; the local stack and tests see a change at once.
         tenant_settings_ttl=float(_env("MAIP_TENANT_SETTINGS_TTL", "30" if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") and _env("MAIP_LOCAL", "0") != "1" else "0")),
         idempotency_table=_resource("MAIP_IDEMPOTENCY_TABLE"),
+        # Deployed: a revoked key stops working within this many seconds; locally (and in tests) at once.
+        api_key_cache_ttl=float(_env("MAIP_API_KEY_CACHE_TTL", "5" if _in_lambda() else "0")),
     )
+
+
+def _in_lambda() -> bool:
+    return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME")) and _env("MAIP_LOCAL", "0") != "1"
 
 
 def reset() -> None:

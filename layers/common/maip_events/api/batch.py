@@ -29,7 +29,8 @@ class EmitBatchRequest(BaseModel):
 
 
 class BatchItemResult(BaseModel):
-    status: int = Field(description="201 stored, or the 4xx this event alone would have got")
+    status: int = Field(description="201 stored, the 4xx this event alone would have got, or 500 if a storage "
+                                    "error left it unstored (retryable)")
     event: Optional[EventCreated] = Field(default=None, description="Present when status is 201")
     error: Optional[ErrorBody] = Field(default=None, description="Present when status is not 201")
 
@@ -44,9 +45,12 @@ class EmitBatchResponse(BaseModel):
     PATH,
     summary="Emit up to 100 events",
     description=(
-        "Each event is validated independently; valid ones are stored together and the rest answered with their "
-        "error, in request order. 200 when every event was stored, 207 when at least one was not. The whole "
-        "request must fit in 6 MB (Lambda's payload limit), else 413."
+        "Each event is validated independently; valid ones are stored and the rest answered with their "
+        "error, in request order. 200 when every event was stored, 207 when at least one was not (an event a "
+        "storage error left unstored is a retryable 500 `internal` in its slot; retry with the same "
+        "Idempotency-Key and only the missing events are written). Text that cannot be stored (e.g. a lone "
+        "surrogate) anywhere is a 400 for the whole batch. The whole request must fit in 6 MB (Lambda's payload "
+        "limit), else 413."
     ),
     tags=["Events"],
     responses={
@@ -63,8 +67,6 @@ def emit_batch(
         description="Retries of the whole batch with the same key within 24 h return the first response.")] = None,
 ):
     principal = current_principal("events:write")
-    document, replayed = idempotency.once(
-        "batch", principal.tenant_id, idempotency.validate_key(idempotency_key), body.events,
-        lambda: events.emit_batch(principal.tenant_id, body.events), router.lambda_context)
+    document, replayed = events.emit_batch(principal.tenant_id, body.events, key=idempotency.validate_key(idempotency_key))
     return json_response(200 if document["failed"] == 0 else 207, document,
                          {idempotency.REPLAYED_HEADER: "true"} if replayed else None)

@@ -4,10 +4,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from typing import Any
 
 from maip_events.catalog import ALL_SCOPES, SCOPES
 from maip_events.ids import format_time, new_id, utc_now
+from maip_events.settings import get_settings
 from maip_events.store.keys import ApiKeyStore
 
 KEY_PREFIX = "maip_sk_"
@@ -53,11 +55,26 @@ def lookup_api_key(api_key: str, store: ApiKeyStore | None = None) -> dict[str, 
     if not api_key or len(api_key) > 512:
         return None
     key_hash = hash_key(api_key)
-    record = (store or ApiKeyStore()).by_hash(key_hash)
+    store = store or ApiKeyStore()
+    # Active keys are cached per process for MAIP_API_KEY_CACHE_TTL seconds (5 in Lambda, 0 locally): the warm
+    # emit path then reads nothing but writes its event, and a revocation takes effect within that bound.
+    # Unknown and revoked keys are never cached, so a new key works at once.
+    ttl = get_settings().api_key_cache_ttl
+    hit = _cache.get((store.table, key_hash)) if ttl > 0 else None
+    if hit and hit[0] > time.monotonic():
+        return hit[1]
+    record = store.by_hash(key_hash)
     # The lookup is by hash; compare again in constant time so no code path compares secrets byte by byte.
     if record is None or not hmac.compare_digest(record["key_hash"], key_hash) or record.get("revoked_at"):
         return None
+    if ttl > 0:
+        if len(_cache) > 10_000:
+            _cache.clear()
+        _cache[(store.table, key_hash)] = (time.monotonic() + ttl, record)
     return record
+
+
+_cache: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
 
 
 def list_api_keys(tenant_id: str, store: ApiKeyStore | None = None) -> list[dict[str, Any]]:
@@ -70,4 +87,5 @@ def revoke_api_key(key_id: str, store: ApiKeyStore | None = None) -> dict[str, A
     if record is None:
         return None
     store.mark_revoked(record["key_hash"], format_time(utc_now()))
+    _cache.pop((store.table, record["key_hash"]), None)  # this process at once; others within the cache TTL
     return public_view(store.by_hash(record["key_hash"]) or record)

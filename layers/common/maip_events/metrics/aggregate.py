@@ -1,9 +1,11 @@
-"""EventsTable stream consumer: hourly per-tenant counters (DynamoDB) and CloudWatch metrics (EMF).
+"""The one stream aggregation (AggregateFunction): EventsTable INSERT records -> CountsTable buckets (list
+totals, deep offsets, metrics; see store/counts.py) and CloudWatch EMF metrics.
 
-Per batch, the events of each tenant are grouped into as few transactions as fit DynamoDB's 100-item limit;
-each transaction holds one ADD per distinct counter plus one "counted" marker per event, so a batch that
-Lambda retries (or that is replayed) adds nothing for events it already counted. When a transaction fails,
-the consumer reports its first record as the batch item failure: Lambda retries from there on."""
+Per batch, records are grouped by events partition (`<tenant>#<shard>`) in stream order and counted in as few
+transactions as fit (one ADD per distinct bucket per chunk, plus the partition's checkpoint), so a batch
+that Lambda retries, or that is replayed, adds nothing it already added. When a chunk fails, the consumer
+reports the oldest record not yet counted as the batch item failure: Lambda retries from there on, and the
+checkpoints skip what was counted meanwhile."""
 from __future__ import annotations
 
 import os
@@ -15,37 +17,48 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from maip_events.models.events import StoredEvent
 from maip_events.settings import get_settings
+from maip_events.store.counts import CountStore
 from maip_events.store.events import from_item
-from maip_events.store.metrics import MetricsStore, chunks
 
 logger = Logger(service="maip-events")
 
 METRICS_NAMESPACE = "MAIP/Events"
 
 
+def partition_of(event: StoredEvent) -> str:
+    """The events-table partition key of an event: its stream records keep their order within it."""
+    return f"{event.tenant_id}#{getattr(event, 'shard', 0)}"
+
+
 def _inserted(records: list[dict[str, Any]]) -> list[tuple[str, StoredEvent]]:
-    """(sequence number, event) of the INSERT records (the template's filter already drops the others)."""
+    """(sequence number, event) of the INSERT records (the template's filter already drops the others; TTL
+    deletions are REMOVE records: expiry never changes a count, buckets expire on their own)."""
     return [(r["dynamodb"]["SequenceNumber"], from_item(r["dynamodb"]["NewImage"]))
             for r in records if r.get("eventName") == "INSERT"]
 
 
-def handle_batch(event: dict[str, Any], context: Any = None, store: MetricsStore | None = None) -> dict[str, Any]:
+def handle_batch(event: dict[str, Any], context: Any = None, store: CountStore | None = None) -> dict[str, Any]:
     inserted = _inserted(event.get("Records") or [])
     if not inserted:
         return {"batchItemFailures": []}
-    store = store or MetricsStore()
-    sequence_of = {e.event_id: seq for seq, e in inserted}
+    store = store or CountStore()
+    by_partition: dict[str, list[tuple[str, StoredEvent]]] = {}
+    for record in inserted:
+        by_partition.setdefault(partition_of(record[1]), []).append(record)
     counted: list[StoredEvent] = []
-    failure = None
-    for chunk in chunks(e for _, e in inserted):
+    pending = {seq for seq, _ in inserted}
+    for partition, records in by_partition.items():
         try:
-            counted += store.count_once(chunk[0].tenant_id, chunk)
+            store.apply(partition, records)
         except Exception:
-            logger.exception("metrics: counting failed; the batch is retried from this record", extra={"records": len(chunk)})
-            failure = sequence_of[chunk[0].event_id]
-            break
+            logger.exception("aggregate: counting failed; the batch is retried from its oldest uncounted record",
+                             extra={"records": len(records)})
+            order = [seq for seq, _ in inserted]
+            return {"batchItemFailures": [{"itemIdentifier": min(pending, key=order.index)}]}
+        pending -= {seq for seq, _ in records}
+        counted += [e for _, e in records]
     publish(counted)
-    return {"batchItemFailures": [{"itemIdentifier": failure}] if failure else []}
+    return {"batchItemFailures": []}
 
 
 def publish(events: list[StoredEvent]) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from maip_events.errors import InvalidRequest
 from maip_events.ids import format_time, parse_time, utc_now
 from maip_events.store.metrics import MetricsStore
+from maip_events.store.tenants import TenantSettingsStore
 
 MAX_SPAN = {"hour": timedelta(days=31), "day": timedelta(days=366)}
 DEFAULT_SPAN = timedelta(hours=24)
@@ -54,8 +55,12 @@ def query(tenant_id: str, time_from: str | None, time_to: str | None, group_by: 
           store: MetricsStore | None = None) -> dict[str, Any]:
     start, end = aligned_window(time_from, time_to, interval)
     dimension = group_by or "total"
+    # Days past the tenant's retention are not counted, exactly as the list endpoint does not show them.
+    visible = datetime.fromtimestamp(TenantSettingsStore().retention(tenant_id).visible_from(int(utc_now().timestamp() * 1000)) / 1000,
+                                     timezone.utc).strftime("%Y-%m-%dT%H")
     points: dict[str | None, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for counter in (store or MetricsStore()).counters(tenant_id, dimension, start.strftime("%Y-%m-%dT%H"), end.strftime("%Y-%m-%dT%H")):
+    first = max(start.strftime("%Y-%m-%dT%H"), visible)
+    for counter in (store or MetricsStore()).counters(tenant_id, dimension, first, end.strftime("%Y-%m-%dT%H")):
         if counter.count:
             key = counter.value if group_by and counter.value else None
             points[key][_bucket(counter.hour, interval)] += counter.count

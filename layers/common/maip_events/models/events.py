@@ -27,6 +27,38 @@ class EmitEventRequest(BaseModel):
     severity: Severity = Field(default="info", description="info, warn or error")
 
 
+def unstorable_text(value: Any, path: str) -> list[dict[str, str]]:
+    """Strings (values or object keys) DynamoDB cannot store, e.g. a lone surrogate "\\udfff" that JSON allows
+    but UTF-8 cannot encode; one detail per field, named by its dotted path (`metadata.note`)."""
+    found: list[dict[str, str]] = []
+
+    def bad(text: str) -> bool:
+        try:
+            text.encode("utf-8")
+            return False
+        except UnicodeEncodeError:
+            return True
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, str):
+            if bad(node):
+                found.append({"field": where, "issue": "contains text that cannot be stored (e.g. a lone UTF-16 surrogate)"})
+        elif isinstance(node, dict):
+            for key, child in node.items():
+                name = f"{where}.{key}" if where else str(key)
+                if isinstance(key, str) and bad(key):
+                    found.append({"field": name.encode("utf-8", "backslashreplace").decode("utf-8"),
+                                  "issue": "key contains text that cannot be stored (e.g. a lone UTF-16 surrogate)"})
+                    continue
+                walk(child, name)
+        elif isinstance(node, list):
+            for index, child in enumerate(node):
+                walk(child, f"{where}.{index}" if where else str(index))
+
+    walk(value, path)
+    return found
+
+
 class EventCreated(BaseModel):
     """201 response of POST /v1/observability/events."""
 
@@ -72,6 +104,8 @@ class StoredEvent(BaseModel):
     created_at: str
     payload_json: str = "{}"
     expires_at: Optional[int] = None
+    shard: int = 0  # write shard of the tenant's partition (store.events.shard_of), part of every key
+
 
     def created_response(self) -> dict[str, Any]:
         return {

@@ -1,121 +1,253 @@
-"""CountersTable: exact event counts per (tenant, dimension, granularity, time bucket).
+"""CountsTable: every count of events — list `total`, deep offsets and GET /v1/observability/metrics.
 
-Every accepted event increments, in the same transaction as its Put, one bucket per granularity
-(minute, hour, UTC day) for each dimension it belongs to: the tenant (`all`), its type, and when it has an
-agent, its agent and its (type, agent) pair. So a filter of the list endpoint always maps to one
-dimension, and the count of any time window is the sum of whole buckets (coarsest that fit) plus a
-key-condition COUNT of the events in the partial minutes at the two edges.
+One stream aggregation (metrics/aggregate.py, `AggregateFunction`) keeps it; the write path writes no counter.
+Items (`pk`, `sk`), each with `n` (ADDed) and `expires_at` (the TTL of the newest event counted in it, so a
+bucket expires with its events):
 
-Item: counter_id = "<tenant>#<granularity>#<dimension>", bucket = UTC label ("2026-11-23",
-"2026-11-23T07", "2026-11-23T07:36"; lexical order = time order), n = count, expires_at = the TTL of the
-events of that day (see store/tenants.py), so buckets and their events expire together.
+- list buckets: pk `<tenant>#n<L>#<dim>`, sk = the first L characters of the events' ULID. The ULID starts
+  with its millisecond time in base 32, so a prefix is an aligned time block: L = 3..9 are ~397 days, 12.4
+  days, 9.3 hours, 17.5 minutes, 33 s, 1 s and 32 ms, each holding 32 blocks of the next level. A window
+  is the sum of whole blocks (coarsest that fit) plus partial 32 ms edges counted from the events; a deep
+  offset descends block by block only while skipping inside the block would read more than a few events.
+- metrics buckets: pk `<tenant>#m#<dimension>`, sk `<YYYY-MM-DDTHH>#<value key>`, raw `value` kept as an
+  attribute (dimension = total | event_type | severity | agent_id).
+- checkpoints: pk `<events partition key>#cp`, sk `-`, `seq` = the last stream sequence number applied for
+  that events partition; written in the same transaction as the ADDs and conditioned on being below the
+  chunk's first sequence number, so a retried or replayed chunk adds nothing.
+
+Key bytes are bounded: tenant ids (<= 128, no '#'), catalog event types and severities are plain; an agent id
+(up to 1,024 bytes of anything) only enters keys as a 128-bit SHA-256 prefix (`agent_key`).
 """
 from __future__ import annotations
 
+import hashlib
+import random
+import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
-MINUTE_MS, HOUR_MS, DAY_MS = 60_000, 3_600_000, 86_400_000
-# (granularity code, bucket length, label format), finest first
-GRANULARITIES = (("m", MINUTE_MS, "%Y-%m-%dT%H:%M"), ("h", HOUR_MS, "%Y-%m-%dT%H"), ("d", DAY_MS, "%Y-%m-%d"))
-_LENGTH = {code: length for code, length, _ in GRANULARITIES}
-_FORMAT = {code: fmt for code, _, fmt in GRANULARITIES}
-_FINER = {"d": "h", "h": "m"}
-RAW = "raw"  # a partial-minute edge, counted from the events themselves
+from maip_events.ids import EVENT_PREFIX
 
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def label(granularity: str, ms: int) -> str:
-    return (_EPOCH + timedelta(milliseconds=ms)).strftime(_FORMAT[granularity])
+ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base 32, as in ULIDs
+LEVELS = (3, 4, 5, 6, 7, 8, 9)  # ULID prefix lengths kept, coarsest first
+LEAF = LEVELS[-1]
+RAW = 0  # a partial leaf block at a window edge, counted from the events themselves
+FANOUT = 32  # blocks of the next level in a block
+TRANSACTION_MAX_ITEMS = 100
+CHECKPOINT_TTL_SECONDS = 3 * 86400  # beyond the stream's 24 h: a replay can never bring older records
+_RETRYABLE = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
 
 
-def label_start(granularity: str, text: str) -> int:
-    moment = datetime.strptime(text, _FORMAT[granularity]).replace(tzinfo=timezone.utc)
-    return int(moment.timestamp()) * 1000
+def block_ms(level: int) -> int:
+    return 32 ** (10 - level)
+
+
+def ulid_time(ms: int) -> str:
+    """The 10 base-32 characters a ULID of millisecond `ms` starts with."""
+    return "".join(ALPHABET[(ms >> (5 * (9 - i))) & 31] for i in range(10))
+
+
+def prefix(ms: int, level: int) -> str:
+    return ulid_time(ms)[:level]
+
+
+def prefix_start(text: str) -> int:
+    ms = 0
+    for char in text.ljust(10, "0"):
+        ms = ms * 32 + ALPHABET.index(char)
+    return ms
+
+
+def event_prefix(event_id: str, level: int) -> str:
+    return event_id[len(EVENT_PREFIX):len(EVENT_PREFIX) + level]
+
+
+def agent_key(agent_id: str) -> str:
+    """What stands for an agent id inside keys: 32 hex chars, whatever the id holds ('#', emoji, controls)."""
+    return hashlib.sha256(agent_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def dimensions(event_type: str, agent_id: str | None) -> list[str]:
-    dims = ["all", f"type:{event_type}"]
+    dims = ["all", f"t={event_type}"]
     if agent_id is not None:
-        dims += [f"agent:{agent_id}", f"type_agent:{event_type}#{agent_id}"]
+        agent = agent_key(agent_id)
+        dims += [f"a={agent}", f"ta={event_type}={agent}"]
     return dims
 
 
 def dimension(event_type: str | None, agent_id: str | None) -> str:
     """The one dimension whose buckets count exactly the events of a list filter."""
     if event_type is not None and agent_id is not None:
-        return f"type_agent:{event_type}#{agent_id}"
+        return f"ta={event_type}={agent_key(agent_id)}"
     if agent_id is not None:
-        return f"agent:{agent_id}"
+        return f"a={agent_key(agent_id)}"
     if event_type is not None:
-        return f"type:{event_type}"
+        return f"t={event_type}"
     return "all"
 
 
-def counter_id(tenant_id: str, granularity: str, dim: str) -> str:
-    return f"{tenant_id}#{granularity}#{dim}"  # tenant ids never contain '#': no key crosses tenants
+def bucket_pk(tenant_id: str, level: int, dim: str) -> str:
+    return f"{tenant_id}#n{level}#{dim}"  # tenant ids never contain '#': no key crosses tenants
 
 
-def increments(events: Iterable[tuple[str, str, str | None, int, int]]) -> dict[tuple[str, str], list[int]]:
-    """(tenant, type, agent, created_ms, expires_at) per event -> {(counter_id, bucket): [n, expires_at]}, aggregated."""
-    found: dict[tuple[str, str], list[int]] = {}
-    for tenant, event_type, agent, created_ms, expires_at in events:
-        for dim in dimensions(event_type, agent):
-            for code, _, _ in GRANULARITIES:
-                key = (counter_id(tenant, code, dim), label(code, created_ms))
-                entry = found.setdefault(key, [0, expires_at])
-                entry[0] += 1
-                entry[1] = max(entry[1], expires_at)
+# ---- metrics buckets ---------------------------------------------------------------------------------------
+METRIC_DIMENSIONS = ("total", "event_type", "severity", "agent_id")
+
+
+def hour_of(created_at: str) -> str:
+    return created_at[:13]  # "2026-11-23T07" of "2026-11-23T07:36:56.123Z"
+
+
+def metric_pk(tenant_id: str, dimension_name: str) -> str:
+    return f"{tenant_id}#m#{dimension_name}"
+
+
+def metric_values(event_type: str, severity: str, agent_id: str | None) -> list[tuple[str, str, str | None]]:
+    """(dimension, value key, raw value) of every metrics bucket an event feeds; '' / None = no value."""
+    return [("total", "", None), ("event_type", event_type, event_type), ("severity", severity, severity),
+            ("agent_id", agent_key(agent_id) if agent_id is not None else "", agent_id)]
+
+
+# ---- aggregation (writes) ----------------------------------------------------------------------------------
+@dataclass
+class Update:
+    n: int
+    expires_at: int
+    value: str | None = None
+
+
+def bucket_updates(events: Iterable[Any]) -> dict[tuple[str, str], Update]:
+    """StoredEvents -> one coalesced ADD per distinct bucket: {(pk, sk): Update}."""
+    found: dict[tuple[str, str], Update] = {}
+
+    def add(key: tuple[str, str], expires_at: int, value: str | None = None) -> None:
+        entry = found.get(key)
+        if entry is None:
+            found[key] = Update(1, expires_at, value)
+        else:
+            entry.n += 1
+            entry.expires_at = max(entry.expires_at, expires_at)
+
+    for event in events:
+        expires = event.expires_at or 0
+        for dim in dimensions(event.event_type, event.agent_id):
+            for level in LEVELS:
+                add((bucket_pk(event.tenant_id, level, dim), event_prefix(event.event_id, level)), expires)
+        hour = hour_of(event.created_at)
+        for name, key, raw in metric_values(event.event_type, event.severity, event.agent_id):
+            add((metric_pk(event.tenant_id, name), f"{hour}#{key}"), expires, raw)
     return found
 
 
-def update_op(table: str, key: tuple[str, str], n: int, expires_at: int) -> dict[str, Any]:
-    """One TransactWriteItems Update: atomic ADD, so concurrent writers never lose an increment."""
-    return {"Update": {
-        "TableName": table,
-        "Key": {"counter_id": {"S": key[0]}, "bucket": {"S": key[1]}},
-        "UpdateExpression": "ADD n :n SET expires_at = :e",
-        "ExpressionAttributeValues": {":n": {"N": str(n)}, ":e": {"N": str(expires_at)}},
-    }}
+def _seq(sequence_number: str) -> str:
+    return sequence_number.zfill(40)  # stream sequence numbers are 21-40 digits: padded, text order = number order
 
 
+class CountStore:
+    def __init__(self, client: Any = None, table: str | None = None):
+        from maip_events import aws
+        from maip_events.settings import get_settings
+
+        self.client = client or aws.dynamodb()
+        self.table = table or get_settings().counters_table
+
+    def apply(self, partition: str, records: list[tuple[str, Any]]) -> None:
+        """Counts `records` ((sequence number, StoredEvent) of one events partition, in stream order) exactly once.
+
+        Chunks of consecutive records whose distinct buckets fit one transaction (<= 99 ADDs + the checkpoint)."""
+        chunk: list[tuple[str, Any]] = []
+        keys: set[tuple[str, str]] = set()
+        for record in records:
+            mine = set(bucket_updates([record[1]]))
+            if chunk and len(keys | mine) + 1 > TRANSACTION_MAX_ITEMS:
+                self._apply_chunk(partition, chunk)
+                chunk, keys = [], set()
+            chunk.append(record)
+            keys |= mine
+        if chunk:
+            self._apply_chunk(partition, chunk)
+
+    def checkpoint(self, partition: str) -> str | None:
+        item = self.client.get_item(TableName=self.table, Key={"pk": {"S": f"{partition}#cp"}, "sk": {"S": "-"}},
+                                    ConsistentRead=True).get("Item")
+        return item["seq"]["S"] if item else None
+
+    def _transaction(self, partition: str, chunk: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+        ops: list[dict[str, Any]] = [{"Update": {
+            "TableName": self.table,
+            "Key": {"pk": {"S": f"{partition}#cp"}, "sk": {"S": "-"}},
+            "UpdateExpression": "SET seq = :last, expires_at = :e",
+            "ConditionExpression": "attribute_not_exists(seq) OR seq < :first",
+            "ExpressionAttributeValues": {":last": {"S": _seq(chunk[-1][0])}, ":first": {"S": _seq(chunk[0][0])},
+                                          ":e": {"N": str(int(time.time()) + CHECKPOINT_TTL_SECONDS)}},
+        }}]
+        for (pk, sk), update in sorted(bucket_updates(e for _, e in chunk).items()):
+            values: dict[str, Any] = {":n": {"N": str(update.n)}, ":e": {"N": str(update.expires_at)}}
+            expression = "ADD n :n SET expires_at = :e"
+            if update.value is not None:
+                expression += ", #v = :v"
+                values[":v"] = {"S": update.value}
+            op: dict[str, Any] = {"TableName": self.table, "Key": {"pk": {"S": pk}, "sk": {"S": sk}},
+                                  "UpdateExpression": expression, "ExpressionAttributeValues": values}
+            if update.value is not None:
+                op["ExpressionAttributeNames"] = {"#v": "value"}  # VALUE is a reserved word
+            ops.append({"Update": op})
+        return ops
+
+    def _apply_chunk(self, partition: str, chunk: list[tuple[str, Any]]) -> None:
+        attempt = 0
+        while chunk:
+            try:
+                self.client.transact_write_items(TransactItems=self._transaction(partition, chunk))
+                return
+            except self.client.exceptions.TransactionCanceledException as err:
+                reasons = [r.get("Code") for r in err.response.get("CancellationReasons", [])]
+                if reasons and reasons[0] == "ConditionalCheckFailed":
+                    # Already applied (a retried or replayed batch): keep only the records past the checkpoint.
+                    done = self.checkpoint(partition) or ""
+                    chunk = [r for r in chunk if _seq(r[0]) > done]
+                    continue
+                if not set(reasons) & _RETRYABLE or attempt >= 9:
+                    raise
+            attempt += 1
+            time.sleep(random.uniform(0, min(0.02 * 2**attempt, 1.0)))  # another shard's batch on a shared bucket
+
+
+# ---- reads -------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Bucket:
-    granularity: str  # m | h | d | raw
+    level: int  # a LEVELS value, or RAW
     start: int  # ms, inclusive
     end: int  # ms, exclusive
     count: int
 
 
-def segments(low: int, high: int | None) -> list[tuple[str, int, int | None]]:
-    """[low, high) (high None = open) split into the coarsest aligned pieces, oldest first.
+def segments(low: int, high: int | None) -> list[tuple[int, int, int | None]]:
+    """[low, high) (high None = open) split into the coarsest aligned runs of blocks, oldest first.
 
-    Each granularity contributes at most one run on each side, so the pieces are: partial minutes at the
-    edges (RAW), then minute runs, hour runs, and one day run in the middle.
-    """
-    left: list[tuple[str, int, int | None]] = []
-    right: list[tuple[str, int, int | None]] = []
+    Each level contributes at most one run on each side: partial 32 ms edges (RAW), then runs of 32 ms,
+    1 s, ... blocks, and one run of top-level blocks in the middle."""
+    left: list[tuple[int, int, int | None]] = []
+    right: list[tuple[int, int, int | None]] = []
     finer = RAW
-    for code, length, _ in GRANULARITIES:
+    for level in reversed(LEVELS):
+        length = block_ms(level)
         up = -(-low // length) * length
         down = None if high is None else high // length * length
-        if down is not None and up >= down:  # no whole bucket of this size fits: the rest stays at `finer`
+        if down is not None and up >= down:  # no whole block of this size fits: the rest stays at `finer`
             left.append((finer, low, high))
             return [s for s in left + right[::-1] if s[2] is None or s[1] < s[2]]
         if low < up:
             left.append((finer, low, up))
         if high is not None and down < high:
             right.append((finer, down, high))
-        low, high, finer = up, down, code
-    left.append(("d", low, high))
+        low, high, finer = up, down, level
+    left.append((LEVELS[0], low, high))
     return [s for s in left + right[::-1] if s[2] is None or s[1] < s[2]]
 
 
-class CounterReader:
-    """Reads the buckets of one dimension; every request is a key-condition Query on one counter partition."""
+class CountReader:
+    """Reads one dimension's buckets; every request is a key-condition Query on one bucket partition."""
 
     def __init__(self, client: Any, table: str, tenant_id: str, dim: str, count_raw: Callable[[int, int], int]):
         self.client, self.table, self.tenant_id, self.dim, self.count_raw = client, table, tenant_id, dim, count_raw
@@ -123,58 +255,89 @@ class CounterReader:
     def buckets(self, low: int, high: int | None) -> list[Bucket]:
         """Non-empty buckets covering [low, high), newest first; their counts sum to the exact total."""
         found: list[Bucket] = []
-        for code, start, end in segments(low, high):
-            if code == RAW:
+        for level, start, end in segments(low, high):
+            if level == RAW:
                 assert end is not None
                 n = self.count_raw(start, end)
                 if n:
                     found.append(Bucket(RAW, start, end, n))
             else:
-                found += self.query(code, start, end)
+                found += self.run(level, start, end)
         return sorted(found, key=lambda b: b.start, reverse=True)
 
-    def query(self, code: str, start: int, end: int | None) -> list[Bucket]:
-        length = _LENGTH[code]
+    def run(self, level: int, start: int, end: int | None, oldest_first: bool = True, page: int | None = None) -> Iterator[Bucket]:
+        """The non-empty blocks of `level` in [start, end), fetched `page` at a time, doubling (None = all at once)."""
+        length = block_ms(level)
         args: dict[str, Any] = {
             "TableName": self.table,
-            "ConsistentRead": True,  # a just-emitted event is in the next total
-            "ExpressionAttributeValues": {":c": {"S": counter_id(self.tenant_id, code, self.dim)}, ":lo": {"S": label(code, start)}},
-            "ProjectionExpression": "#b, n",
-            "ExpressionAttributeNames": {"#b": "bucket"},  # BUCKET is a reserved word
+            "ConsistentRead": True,
+            "ExpressionAttributeValues": {":p": {"S": bucket_pk(self.tenant_id, level, self.dim)}, ":lo": {"S": prefix(start, level)}},
+            "ProjectionExpression": "sk, n",
+            "ScanIndexForward": oldest_first,
         }
         if end is None:
-            args["KeyConditionExpression"] = "counter_id = :c AND #b >= :lo"
+            args["KeyConditionExpression"] = "pk = :p AND sk >= :lo"
         else:
-            args["KeyConditionExpression"] = "counter_id = :c AND #b BETWEEN :lo AND :hi"
-            args["ExpressionAttributeValues"][":hi"] = {"S": label(code, end - length)}
-        found = []
+            args["KeyConditionExpression"] = "pk = :p AND sk BETWEEN :lo AND :hi"
+            args["ExpressionAttributeValues"][":hi"] = {"S": prefix(end - 1, level)}
+        if page:
+            args["Limit"] = page
         while True:
             response = self.client.query(**args)
             for item in response.get("Items", []):
                 n = int(item["n"]["N"])
                 if n:
-                    begin = label_start(code, item["bucket"]["S"])
-                    found.append(Bucket(code, begin, begin + length, n))
+                    begin = prefix_start(item["sk"]["S"])
+                    yield Bucket(level, begin, begin + length, n)
             if "LastEvaluatedKey" not in response:
-                return found
+                return
             args["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+            if page:
+                args["Limit"] = page = min(2 * page, 64)
 
     def locate(self, buckets: list[Bucket], offset: int) -> tuple[Bucket, int] | None:
-        """The minute (or raw edge) bucket holding the `offset`-th newest event, and how many of its newer events to skip.
+        """The block holding the `offset`-th newest event and how many of its newer events precede it.
 
-        Walks counts newest to oldest, then descends day -> hours -> minutes inside the bucket found, so only
-        one bucket's events (at most a minute of them) are read and discarded.
-        """
-        while True:
-            for bucket in buckets:
-                if offset < bucket.count:
+        Descends into a block's children (read from the nearer end, a few at a time) only where that reads
+        fewer items than skipping events would: while the position is more than a few events from both ends
+        of a block that holds at least two events per child on average. So neither the children read nor the
+        events skipped grow with density; the skip is at most half a block of < 2 * FANOUT events, or half a
+        32 ms leaf block."""
+        for bucket in buckets:
+            if offset < bucket.count:
+                break
+            offset -= bucket.count
+        else:
+            return None
+        while bucket.level not in (RAW, LEAF) and bucket.count >= 2 * FANOUT and min(offset, bucket.count - 1 - offset) > 2:
+            from_oldest = offset > bucket.count - 1 - offset
+            rank = bucket.count - 1 - offset if from_oldest else offset
+            finer = LEVELS[LEVELS.index(bucket.level) + 1]
+            # About rank / (count / FANOUT) children come before the one holding the position: read that many first.
+            page = max(2, min(64, rank * FANOUT // bucket.count + 2))
+            for child in self.run(finer, bucket.start, bucket.end, oldest_first=from_oldest, page=page):
+                if rank < child.count:
                     break
-                offset -= bucket.count
-            else:
-                return None
-            if bucket.granularity not in _FINER:
+                rank -= child.count
+            else:  # counts out of step with the events (a batch not yet counted): read from this block
                 return bucket, offset
-            finer = self.query(_FINER[bucket.granularity], bucket.start, bucket.end)
-            if not finer:  # counts out of step (should not happen): read from this bucket's end instead
-                return bucket, offset
-            buckets = sorted(finer, key=lambda b: b.start, reverse=True)
+            bucket, offset = child, (child.count - 1 - rank if from_oldest else rank)
+        return bucket, offset
+
+    def metric_counters(self, dimension_name: str, first_hour: str, last_hour: str) -> Iterator[tuple[str, str | None, int]]:
+        """(hour, raw value, count) of every metrics bucket of the dimension for hours in [first_hour, last_hour]."""
+        args: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :p AND sk BETWEEN :lo AND :hi",
+            "ExpressionAttributeValues": {":p": {"S": metric_pk(self.tenant_id, dimension_name)}, ":lo": {"S": f"{first_hour}#"},
+                                          ":hi": {"S": f"{last_hour}#\U0010ffff"}},
+            "ExpressionAttributeNames": {"#v": "value"},
+            "ProjectionExpression": "sk, n, #v",
+        }
+        while True:
+            response = self.client.query(**args)
+            for item in response.get("Items", []):
+                yield item["sk"]["S"].split("#", 1)[0], item.get("value", {}).get("S"), int(item["n"]["N"])
+            if "LastEvaluatedKey" not in response:
+                return
+            args["ExclusiveStartKey"] = response["LastEvaluatedKey"]

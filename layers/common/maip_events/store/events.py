@@ -1,25 +1,40 @@
-"""EventsTable access. Every write is one transaction (event + its count buckets); every read is a key-condition Query.
+"""EventsTable access: keys (KEYS.md), the write path and the read path.
 
-Listing cost does not grow with a tenant's history: `total` is summed from count buckets (store/counts.py)
-plus COUNT queries over at most two partial minutes, and a deep `offset` is found by walking bucket counts
-down to one minute, so only that minute's newer events are read and skipped. See README "Listing at scale".
+Keys: a tenant's events are spread over `write_shards` partition keys `<tenant>#<shard>` (store/tenants.py), so
+one tenant can exceed one partition's 1,000 WCU/s; every GSI partition key carries the shard too. The shard of
+an event is a function of its id's random bits (`shard_of`), so a re-written event lands on the same key.
+
+Writes: one accepted event is one PutItem of one item (plus, with an Idempotency-Key, its idempotency record in
+the same TransactWriteItems). No counter is written here: counts are derived from the table's stream.
+
+Reads: every shard `0 .. read_shards-1` is queried with the same key condition and the results merged newest
+first (ids are time-ordered and unique, so merging by id gives one order with no duplicates or gaps). Listing
+cost grows neither with a tenant's history nor with its density: `total` is summed from count buckets (kept
+from the stream, store/counts.py) plus COUNT queries over at most two partial 32 ms edges, and a deep `offset`
+is found by descending bucket counts to a block entered from its nearer end. See README "Listing at scale".
 """
 from __future__ import annotations
 
+import heapq
+import itertools
+import json
 import random
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
+
+from ulid import ULID
 
 from maip_events import aws
 from maip_events.ids import EVENT_PREFIX, highest_event_id, lowest_event_id, parse_time
 from maip_events.models.events import StoredEvent
 from maip_events.settings import get_settings
 from maip_events.store import counts, cursor
-from maip_events.store.tenants import Retention, TenantSettingsStore
+from maip_events.store.tenants import Retention, Shards, TenantSettingsStore
 
 TRANSACTION_MAX_ITEMS = 100
+BATCH_WRITE_MAX_ITEMS = 25  # BatchWriteItem's limit
 _RETRYABLE = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
 
 
@@ -44,37 +59,60 @@ class EventFilter:
 
 @dataclass
 class Page:
-    events: list[StoredEvent]
+    events: list["ListedEvent"]
     total: int
     offset: int
     next_token: str | None
 
 
-# Index name, partition-key attribute and how its value is built; tenant first so no query crosses tenants.
-def _index_for(flt: EventFilter) -> tuple[str | None, str, str]:
+# ---- keys (KEYS.md) ------------------------------------------------------------------------------------
+
+def shard_of(event_id: str, write_shards: int) -> int:
+    """The write shard of an event: its ULID's 80 random bits modulo `write_shards` (deterministic per id)."""
+    if write_shards <= 1:
+        return 0
+    ulid = ULID.from_str(event_id[len(EVENT_PREFIX):])
+    return int.from_bytes(ulid.bytes[6:], "big") % write_shards
+
+
+def partition_key(tenant_id: str, shard: int) -> str:
+    return f"{tenant_id}#{shard}"  # tenant ids never contain '#': no key crosses tenants
+
+
+def event_key(tenant_id: str, shard: int, event_id: str) -> dict[str, Any]:
+    """The table key of one stored event."""
+    return {"pk": {"S": partition_key(tenant_id, shard)}, "event_id": {"S": event_id}}
+
+
+def index_for(flt: EventFilter, shard: int) -> tuple[str | None, str, str]:
+    """(index name or None for the table, partition-key attribute, its value) serving `flt` on one shard."""
+    prefix = partition_key(flt.tenant_id, shard)
     if flt.agent_id is not None and flt.event_type is not None:
-        return "by_type_agent", "tenant_type_agent", f"{flt.tenant_id}#{flt.event_type}#{flt.agent_id}"
+        return "by_type_agent", "type_agent_pk", f"{prefix}#{flt.event_type}#{flt.agent_id}"
     if flt.agent_id is not None:
-        return "by_agent", "tenant_agent", f"{flt.tenant_id}#{flt.agent_id}"
+        return "by_agent", "agent_pk", f"{prefix}#{flt.agent_id}"
     if flt.event_type is not None:
-        return "by_type", "tenant_type", f"{flt.tenant_id}#{flt.event_type}"
-    return None, "tenant_id", flt.tenant_id
+        return "by_type", "type_pk", f"{prefix}#{flt.event_type}"
+    return None, "pk", prefix
 
 
 def to_item(event: StoredEvent) -> dict[str, Any]:
+    prefix = partition_key(event.tenant_id, event.shard)
     item: dict[str, Any] = {
-        "tenant_id": {"S": event.tenant_id},
+        "pk": {"S": prefix},
         "event_id": {"S": event.event_id},
+        "tenant_id": {"S": event.tenant_id},
+        "shard": {"N": str(event.shard)},
         "event_type": {"S": event.event_type},
         "severity": {"S": event.severity},
         "created_at": {"S": event.created_at},
         "payload": {"S": event.payload_json},
-        "tenant_type": {"S": f"{event.tenant_id}#{event.event_type}"},
+        "type_pk": {"S": f"{prefix}#{event.event_type}"},
     }
     if event.agent_id is not None:
         item["agent_id"] = {"S": event.agent_id}
-        item["tenant_agent"] = {"S": f"{event.tenant_id}#{event.agent_id}"}
-        item["tenant_type_agent"] = {"S": f"{event.tenant_id}#{event.event_type}#{event.agent_id}"}
+        item["agent_pk"] = {"S": f"{prefix}#{event.agent_id}"}
+        item["type_agent_pk"] = {"S": f"{prefix}#{event.event_type}#{event.agent_id}"}
     if event.resource_id is not None:
         item["resource_id"] = {"S": event.resource_id}
     if event.expires_at is not None:
@@ -96,6 +134,7 @@ def from_item(item: dict[str, Any]) -> StoredEvent:
         created_at=item["created_at"]["S"],
         payload_json=text("payload") or "{}",
         expires_at=int(item["expires_at"]["N"]) if "expires_at" in item else None,
+        shard=int(item["shard"]["N"]) if "shard" in item else 0,
     )
 
 
@@ -114,81 +153,154 @@ def _micros(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
+@dataclass
+class WriteOutcome:
+    """What a multi-event write achieved, per event id: stored, or not stored (and why)."""
+
+    stored: set[str]
+    failed: dict[str, str]  # event id -> error text (for logs; never shown to callers)
+
+
 class EventStore:
     def __init__(self, client: Any = None, table: str | None = None, counters_table: str | None = None,
                  tenants: TenantSettingsStore | None = None, clock: Callable[[], datetime] | None = None):
         self.client = client or aws.dynamodb()
         self.table = table or get_settings().events_table
-        self.counters_table = counters_table or get_settings().counters_table
+        self.counters_table = counters_table or get_settings().counters_table  # read side (ingest-count)
         self.tenants = tenants or TenantSettingsStore(self.client)
         self.clock = clock or (lambda: datetime.now(timezone.utc))  # tests move time to check retention
 
     # ---- writes ---------------------------------------------------------------------------------------
 
-    def _with_expiry(self, events: list[StoredEvent]) -> list[StoredEvent]:
-        """The TTL comes from the tenant's retention (whole days), so an event and its buckets expire together."""
-        policies: dict[str, Retention] = {}
+    def prepare(self, events: list[StoredEvent]) -> list[StoredEvent]:
+        """Events as they will be stored: TTL from the tenant's retention (whole days), shard from its write shards.
+
+        Two cached reads per tenant at most (one settings item); call once before any write so a retry can
+        re-drive exactly the same items (batch idempotency records keep the shard and TTL).
+        """
+        policies: dict[str, tuple[Retention, Shards]] = {}
         done = []
         for event in events:
-            policy = policies.get(event.tenant_id) or policies.setdefault(event.tenant_id, self.tenants.retention(event.tenant_id))
-            done.append(event.model_copy(update={"expires_at": policy.expires_at(_ms(parse_time(event.created_at)))}))
+            if event.tenant_id not in policies:
+                policies[event.tenant_id] = (self.tenants.retention(event.tenant_id), self.tenants.shards(event.tenant_id))
+            retention, shards = policies[event.tenant_id]
+            done.append(event.model_copy(update={
+                "expires_at": retention.expires_at(_ms(parse_time(event.created_at))),
+                "shard": shard_of(event.event_id, shards.write),
+            }))
         return done
 
-    def _operations(self, events: list[StoredEvent]) -> list[dict[str, Any]]:
-        ops: list[dict[str, Any]] = [{"Put": {
-            "TableName": self.table, "Item": to_item(e), "ConditionExpression": "attribute_not_exists(event_id)",
-        }} for e in events]
-        rows = ((e.tenant_id, e.event_type, e.agent_id, _ms(parse_time(e.created_at)), e.expires_at) for e in events)
-        ops += [counts.update_op(self.counters_table, key, n, exp) for key, (n, exp) in counts.increments(rows).items()]
-        return ops
+    def _put_request(self, event: StoredEvent) -> dict[str, Any]:
+        return {"TableName": self.table, "Item": to_item(event), "ConditionExpression": "attribute_not_exists(pk)"}
 
-    def _transact(self, events: list[StoredEvent]) -> list[StoredEvent]:
-        """Write events + aggregated bucket increments atomically; returns the events that were new.
+    def put(self, event: StoredEvent, prepared: bool = False) -> bool:
+        """One PutItem of one item (the event). False if the id was already stored."""
+        if not prepared:
+            event = self.prepare([event])[0]
+        try:
+            self.client.put_item(**self._put_request(event))
+            return True
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
 
-        An event whose id is already stored (a retried write) is dropped and the rest retried, so counts never
-        include an event twice. Conflicts with concurrent writers on a hot bucket are retried with jitter.
+    def put_with(self, event: StoredEvent, record: dict[str, Any]) -> dict[str, Any] | None:
+        """The event and one more Put (an idempotency record) in one TransactWriteItems: both or neither.
+
+        `record` is a Put (TableName, Item, ConditionExpression...). Returns None when both were written, or the
+        existing item that failed the record's condition (ReturnValuesOnConditionCheckFailure=ALL_OLD).
         """
+        operations = [{"Put": self._put_request(event)}, {"Put": {**record, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}]
         attempt = 0
-        while events:
+        while True:
             try:
-                self.client.transact_write_items(TransactItems=self._operations(events))
-                return events
+                self.client.transact_write_items(TransactItems=operations)
+                return None
             except self.client.exceptions.TransactionCanceledException as err:
-                reasons = [r.get("Code") for r in err.response.get("CancellationReasons", [])]
-                duplicates = {i for i, code in enumerate(reasons[: len(events)]) if code == "ConditionalCheckFailed"}
-                if duplicates:
-                    events = [e for i, e in enumerate(events) if i not in duplicates]
-                    continue
-                if not set(reasons) & _RETRYABLE or attempt >= 9:
+                reasons = err.response.get("CancellationReasons", [])
+                codes = [r.get("Code") for r in reasons]
+                if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+                    return reasons[1].get("Item") or {}
+                if not set(codes) & _RETRYABLE or attempt >= 9:
                     raise
             attempt += 1
             time.sleep(random.uniform(0, min(0.02 * 2**attempt, 1.0)))
-        return events
 
-    def put(self, event: StoredEvent) -> bool:
-        """One TransactWriteItems request: the event and its 3-12 bucket increments. False if the id was already stored."""
-        return bool(self._transact(self._with_expiry([event])))
+    def put_many(self, events: list[StoredEvent], prepared: bool = False) -> WriteOutcome:
+        """Batch path: BatchWriteItem requests of <= 25 events (one write per event, no transaction surcharge).
 
-    def put_many(self, events: list[StoredEvent]) -> None:
-        """Batch path: transactions of <= 100 items (events + their increments, aggregated per chunk).
-
-        Each event is all-or-nothing with its counts; already-stored ids are skipped (safe to retry the batch).
+        Puts are unconditional: a batch's ids are fresh ULIDs, and re-driving a planned batch rewrites exactly
+        the same items (DynamoDB writes no stream record for a put that changes nothing), so an already-stored id
+        simply counts as stored. A request that fails does not stop the others; its events' truth is then read
+        back (consistent BatchGetItem) so the caller can report per event what is stored.
         """
-        pending = self._with_expiry(events)
-        chunk: list[StoredEvent] = []
-        keys: set[tuple[str, str]] = set()
-        for event in pending:
-            mine = {(counts.counter_id(event.tenant_id, code, dim), counts.label(code, _ms(parse_time(event.created_at))))
-                    for dim in counts.dimensions(event.event_type, event.agent_id) for code, _, _ in counts.GRANULARITIES}
-            if chunk and len(chunk) + 1 + len(keys | mine) > TRANSACTION_MAX_ITEMS:
-                self._transact(chunk)
-                chunk, keys = [], set()
-            chunk.append(event)
-            keys |= mine
-        if chunk:
-            self._transact(chunk)
+        if not prepared:
+            events = self.prepare(events)
+        outcome = WriteOutcome(stored=set(), failed={})
+        for start in range(0, len(events), BATCH_WRITE_MAX_ITEMS):
+            chunk = events[start : start + BATCH_WRITE_MAX_ITEMS]
+            try:
+                self._batch_write(chunk)
+                outcome.stored.update(e.event_id for e in chunk)
+            except Exception as err:  # botocore ClientError, timeouts...: find out what was written
+                try:
+                    present = self._present(chunk)
+                except Exception:
+                    present = set()
+                outcome.stored.update(present)
+                outcome.failed.update({e.event_id: f"{type(err).__name__}: {err}" for e in chunk if e.event_id not in present})
+        return outcome
+
+    def _batch_write(self, chunk: list[StoredEvent]) -> None:
+        request = {self.table: [{"PutRequest": {"Item": to_item(e)}} for e in chunk]}
+        for attempt in range(10):
+            response = self.client.batch_write_item(RequestItems=request)
+            request = response.get("UnprocessedItems") or {}
+            if not request:
+                return
+            time.sleep(random.uniform(0, min(0.02 * 2**attempt, 1.0)))
+        raise RuntimeError(f"{sum(len(v) for v in request.values())} items stayed unprocessed")
+
+    def _present(self, events: list[StoredEvent]) -> set[str]:
+        """Ids of `events` that are stored (consistent reads by key)."""
+        request: dict[str, Any] = {self.table: {"Keys": [event_key(e.tenant_id, e.shard, e.event_id) for e in events],
+                                                "ConsistentRead": True, "ProjectionExpression": "event_id"}}
+        found: set[str] = set()
+        for _ in range(8):
+            response = self.client.batch_get_item(RequestItems=request)
+            found.update(item["event_id"]["S"] for item in response.get("Responses", {}).get(self.table, []))
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                return found
+        raise RuntimeError("keys stayed unprocessed")
+
+    def get_many(self, tenant_id: str, event_ids: list[str]) -> list[StoredEvent]:
+        """The stored events with these ids, in the given order (ids no longer stored are skipped).
+
+        An id's shard depends on the write count when it was stored, so every read shard's key is tried.
+        """
+        found: dict[str, StoredEvent] = {}
+        keys = [event_key(tenant_id, shard, i) for i in dict.fromkeys(event_ids)
+                for shard in range(self.tenants.shards(tenant_id).read)]
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {self.table: {"Keys": keys[start : start + 100]}}
+            for _ in range(8):
+                response = self.client.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self.table, []):
+                    event = from_item(item)
+                    found[event.event_id] = event
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+        return [found[i] for i in event_ids if i in found]
 
     # ---- reads ----------------------------------------------------------------------------------------
+    # Every read is a key-condition Query per write shard of the tenant, merged newest first (event ids are
+    # unique and time-ordered, so a keyset cursor on the id is exact across shards). Items are fetched
+    # lazily, about (needed / shards) per shard and request, so a page reads ~ its own size whatever the shards.
+
+    def _partitions(self, flt: EventFilter) -> list[tuple[int, tuple[str | None, str, str]]]:
+        """(shard, (index, partition-key attribute, its value)) of every read shard: 0 .. read_shards-1."""
+        return [(shard, index_for(flt, shard)) for shard in range(self.tenants.shards(flt.tenant_id).read)]
 
     def _window(self, flt: EventFilter) -> tuple[int, int | None]:
         """[low, high) in ms: the filter's inclusive from/to (ids have ms precision), cut at the retention horizon."""
@@ -198,15 +310,15 @@ class EventStore:
         high = _micros(flt.time_to) // 1000 + 1 if flt.time_to else None
         return low, high
 
-    def _query_args(self, flt: EventFilter, low: int, high: int | None) -> dict[str, Any]:
-        index, key_attr, key_value = _index_for(flt)
+    def _query_args(self, part: tuple[str | None, str, str], low: int, high: int | None, ascending: bool = False) -> dict[str, Any]:
+        index, key_attr, key_value = part
         top = highest_event_id(_at(high - 1)) if high is not None else EVENT_PREFIX + "\U0010ffff"
         args: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "#pk = :pk AND event_id BETWEEN :low AND :high",
             "ExpressionAttributeNames": {"#pk": key_attr},
             "ExpressionAttributeValues": {":pk": {"S": key_value}, ":low": {"S": lowest_event_id(_at(low))}, ":high": {"S": top}},
-            "ScanIndexForward": False,  # newest first
+            "ScanIndexForward": ascending,  # newest first unless asked
         }
         if index:
             args["IndexName"] = index
@@ -214,26 +326,53 @@ class EventStore:
             args["ConsistentRead"] = True  # GSIs cannot; the base table gives read-after-write
         return args
 
-    def _start_key(self, flt: EventFilter, event_id: str) -> dict[str, Any]:
-        index, key_attr, key_value = _index_for(flt)
-        key = {"tenant_id": {"S": flt.tenant_id}, "event_id": {"S": event_id}}
+    def _start_key(self, shard: int, part: tuple[str | None, str, str], flt: EventFilter, event_id: str) -> dict[str, Any]:
+        index, key_attr, key_value = part
+        key = event_key(flt.tenant_id, shard, event_id)
         if index:
             key[key_attr] = {"S": key_value}
         return key
 
-    def _count_range(self, flt: EventFilter, low: int, high: int) -> int:
-        total, args = 0, {**self._query_args(flt, low, high), "Select": "COUNT"}
+    def _items(self, flt: EventFilter, shard: int, part: tuple[str | None, str, str], low: int, high: int | None,
+               ascending: bool, after: str | None, page: int | None) -> Iterator[dict[str, Any]]:
+        args = self._query_args(part, low, high, ascending)
+        if after:
+            args["ExclusiveStartKey"] = self._start_key(shard, part, flt, after)
+        if page:
+            args["Limit"] = page
         while True:
             response = self.client.query(**args)
-            total += response["Count"]
+            yield from response["Items"]
             if "LastEvaluatedKey" not in response:
-                return total
+                return
             args["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
-    def _reader(self, flt: EventFilter) -> counts.CounterReader:
-        return counts.CounterReader(self.client, self.counters_table, flt.tenant_id,
-                                    counts.dimension(flt.event_type, flt.agent_id),
-                                    lambda low, high: self._count_range(flt, low, high))
+    def _merged(self, flt: EventFilter, low: int, high: int | None, ascending: bool = False, after: str | None = None,
+                need: int | None = None) -> Iterator[dict[str, Any]]:
+        """The matching items of every shard in [low, high) (strictly past `after`), in id order, fetched lazily."""
+        parts = self._partitions(flt)
+        page = None if need is None else (need if len(parts) == 1 else -(-need // len(parts)) + 1)
+        streams = [self._items(flt, shard, part, low, high, ascending, after, page) for shard, part in parts]
+        if len(streams) == 1:
+            return streams[0]
+        return heapq.merge(*streams, key=lambda item: item["event_id"]["S"], reverse=not ascending)
+
+    def _count_range(self, flt: EventFilter, low: int, high: int) -> int:
+        total = 0
+        for _, part in self._partitions(flt):
+            args = {**self._query_args(part, low, high), "Select": "COUNT"}
+            while True:
+                response = self.client.query(**args)
+                total += response["Count"]
+                if "LastEvaluatedKey" not in response:
+                    break
+                args["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return total
+
+    def _reader(self, flt: EventFilter) -> counts.CountReader:
+        return counts.CountReader(self.client, self.counters_table, flt.tenant_id,
+                                  counts.dimension(flt.event_type, flt.agent_id),
+                                  lambda low, high: self._count_range(flt, low, high))
 
     def count(self, flt: EventFilter) -> int:
         low, high = self._window(flt)
@@ -241,62 +380,88 @@ class EventStore:
             return 0
         return sum(b.count for b in self._reader(flt).buckets(low, high))
 
-    def _read(self, args: dict[str, Any], skip: int, limit: int) -> tuple[list[StoredEvent], bool]:
-        """`limit` events after skipping `skip`; reads skip + limit + 1 items at most (the +1 tells if more follow)."""
-        args = {**args, "Limit": skip + limit + 1}
-        events: list[StoredEvent] = []
-        while True:
-            response = self.client.query(**args)
-            for item in response["Items"]:
-                if skip:
-                    skip -= 1
-                elif len(events) == limit:
-                    return events, True
-                else:
-                    events.append(from_item(item))
-            if "LastEvaluatedKey" not in response:
-                return events, False
-            args["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-            args["Limit"] = skip + limit + 1 - len(events)
-
     def iterate(self, flt: EventFilter, after_event_id: str | None = None, page_size: int = 500) -> Iterator[StoredEvent]:
         """Every visible matching event, newest first, starting after `after_event_id`."""
         low, high = self._window(flt)
         if high is not None and low >= high:
             return
-        args = {**self._query_args(flt, low, high), "Limit": page_size}
-        if after_event_id:
-            args["ExclusiveStartKey"] = self._start_key(flt, after_event_id)
-        while True:
-            response = self.client.query(**args)
-            for item in response["Items"]:
-                yield from_item(item)
-            if "LastEvaluatedKey" not in response:
-                return
-            args["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        for item in self._merged(flt, low, high, after=after_event_id, need=page_size):
+            yield from_item(item)
+
+    def _at_offset(self, flt: EventFilter, reader: counts.CountReader, buckets: list[counts.Bucket], low: int, high: int | None,
+                   offset: int, limit: int) -> Iterator[dict[str, Any]]:
+        """Items from the `offset`-th newest on: the block holding it is found from counts, then entered from its
+        nearer end (skipping at most STOP_SKIP events or half a leaf block)."""
+        found = reader.locate(buckets, offset)
+        if not found:
+            return iter(())
+        bucket, skip = found
+        if skip <= bucket.count - 1 - skip:
+            return itertools.islice(self._merged(flt, low, bucket.end, need=skip + limit + 1), skip, None)
+        rank = bucket.count - skip  # from the oldest end: the rank-th oldest event of the block opens the page
+        older_first = list(itertools.islice(self._merged(flt, max(low, bucket.start), bucket.end, ascending=True, need=rank), rank))
+        if len(older_first) < rank:  # counts ahead of the events (should not happen): skip from the newest end
+            return itertools.islice(self._merged(flt, low, bucket.end, need=skip + limit + 1), skip, None)
+        first = older_first[-1]
+        return itertools.chain([first], self._merged(flt, low, high, after=first["event_id"]["S"], need=limit))
 
     def page(self, flt: EventFilter, limit: int, offset: int = 0, next_token: str | None = None) -> Page:
         state = cursor.decode(next_token, flt.scope()) if next_token else None
+        position = int(state["position"]) if state else offset
         low, high = self._window(flt)
         if high is not None and low >= high:
-            return Page(events=[], total=0, offset=int(state["position"]) if state else offset, next_token=None)
+            return Page(events=[], total=0, offset=position, next_token=None)
         reader = self._reader(flt)
         buckets = reader.buckets(low, high)
         total = sum(b.count for b in buckets)
-        events: list[StoredEvent] = []
-        has_more = False
         if state:  # keyset: continue strictly after the last id served, whatever arrived meanwhile
-            after, position = str(state["after"]), int(state["position"])
-            args = self._query_args(flt, low, high)
-            args["ExclusiveStartKey"] = self._start_key(flt, after)
-            events, has_more = self._read(args, 0, limit)
+            items = self._merged(flt, low, high, after=str(state["after"]), need=limit + 1)
+        elif offset:
+            items = self._at_offset(flt, reader, buckets, low, high, offset, limit)
         else:
-            position = offset
-            found = reader.locate(buckets, offset) if offset else None
-            if offset == 0 or found:
-                top, skip = (found[0].end if found else high), (found[1] if found else 0)
-                events, has_more = self._read(self._query_args(flt, low, top), skip, limit)
+            items = self._merged(flt, low, high, need=limit + 1)
+        events, has_more = _take(items, limit)
         token = None
         if has_more and events:
             token = cursor.encode(flt.scope(), {"after": events[-1].event_id, "position": position + len(events)})
         return Page(events=events, total=total, offset=position, next_token=token)
+
+
+PAGE_MAX_BYTES = 5_000_000  # Lambda answers at most 6 MB: a page stops before ~5 MB and continues with next_token
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+class ListedEvent(NamedTuple):
+    """A listed event as the JSON text of its list item, built from the stored item without a model: the stored
+    metadata text is spliced in as it is (it was stored canonical, see events.serialize_metadata)."""
+
+    event_id: str
+    json: str
+
+    def list_item(self) -> dict[str, Any]:
+        return json.loads(self.json)
+
+
+def list_item_json(item: dict[str, Any]) -> str:
+    def text(name: str) -> str:
+        value = item.get(name)
+        return _dumps(value["S"]) if value else "null"
+
+    payload = item["payload"]["S"] if "payload" in item else "{}"
+    return (f'{{"event_id":{text("event_id")},"event_type":{text("event_type")},"agent_id":{text("agent_id")},'
+            f'"resource_id":{text("resource_id")},"severity":{text("severity")},"payload":{payload},"timestamp":{text("created_at")}}}')
+
+
+def _take(items: Iterator[dict[str, Any]], limit: int) -> tuple[list[ListedEvent], bool]:
+    """Up to `limit` listed events (fewer if the page would pass PAGE_MAX_BYTES) and whether more follow."""
+    events: list[ListedEvent] = []
+    size = 0
+    for item in items:
+        if len(events) == limit:
+            return events, True
+        text = list_item_json(item)
+        size += len(text.encode("utf-8", "surrogatepass")) + 1
+        if events and size > PAGE_MAX_BYTES:
+            return events, True
+        events.append(ListedEvent(item["event_id"]["S"], text))
+    return events, False

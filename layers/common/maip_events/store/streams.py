@@ -9,7 +9,7 @@ from typing import Any
 from maip_events import aws
 from maip_events.models.events import StoredEvent
 from maip_events.settings import get_settings
-from maip_events.store.events import from_item
+from maip_events.store.events import EventStore
 from maip_events.store import query_items
 
 COUNTERS = ("delivered_events", "delivered_batches", "failed_attempts", "retried_batches", "dead_lettered_events")
@@ -129,20 +129,5 @@ class StreamStore:
 
 
 def get_events(tenant_id: str, event_ids: list[str], client: Any = None) -> list[StoredEvent]:
-    """The stored events with these ids (BatchGetItem by key, 100 at a time), in the given order; ids that no
-    longer exist (expired) are skipped."""
-    client = client or aws.dynamodb()
-    table = get_settings().events_table
-    found: dict[str, StoredEvent] = {}
-    for start in range(0, len(event_ids), 100):
-        keys = [{"tenant_id": {"S": tenant_id}, "event_id": {"S": i}} for i in dict.fromkeys(event_ids[start : start + 100])]
-        request: dict[str, Any] = {table: {"Keys": keys}}
-        for _ in range(8):
-            response = client.batch_get_item(RequestItems=request)
-            for item in response.get("Responses", {}).get(table, []):
-                event = from_item(item)
-                found[event.event_id] = event
-            request = response.get("UnprocessedKeys") or {}
-            if not request:
-                break
-    return [found[i] for i in event_ids if i in found]
+    """The stored events with these ids, in the given order; ids that no longer exist (expired) are skipped."""
+    return EventStore(client or aws.dynamodb()).get_many(tenant_id, event_ids)

@@ -1,4 +1,4 @@
-"""TenantSettingsTable: per-tenant retention, and the retention arithmetic shared by writes and reads.
+"""TenantSettingsTable: per-tenant retention and write shards, and the retention arithmetic shared by writes and reads.
 
 Retention works on whole UTC days so that an event and every count bucket of its day expire together:
 an event of day D gets `expires_at = end of D + ttl_days(D)`, where ttl_days(D) is the retention in force
@@ -6,9 +6,17 @@ at the start of D (a change applies to the TTL of events from the next UTC day o
 two expiries). Visibility is computed in code, never left to DynamoDB's lazy TTL deletion: day D is
 listed and counted only if D >= today - current retention days (a decrease hides older days at once)
 and D has not expired under its own ttl_days(D) (an increase cannot resurrect deleted days).
+
+Write shards (KEYS.md): `write_shards` (1..64) is how many partition keys new events of a tenant are spread
+over; `read_shards` is the most ever set, so readers always query every shard that may hold events and
+lowering the count never hides any. Settings are cached per Lambda for MAIP_TENANT_SETTINGS_TTL seconds, so
+a raised count takes effect for writers only `SHARD_SWITCH_DELAY` seconds later (the item keeps the
+previous count until then): by that time every reader's cache knows the new `read_shards`, so no reader
+misses an event written to a new shard.
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -20,6 +28,7 @@ from maip_events.settings import get_settings
 DAY_MS = 86_400_000
 RETENTION_DAYS_DEFAULT = 365
 RETENTION_DAYS_MAX = 3650
+WRITE_SHARDS_MAX = 64
 
 
 @dataclass(frozen=True)
@@ -58,11 +67,36 @@ class Retention:
         return Retention(days=days, history=tuple(kept + [(tomorrow, days)]))
 
 
-_cache: dict[tuple[str, str], tuple[float, Retention]] = {}
+@dataclass(frozen=True)
+class Shards:
+    write: int = 1  # shards new events go to
+    read: int = 1  # shards readers query and merge (>= every write count ever used)
+
+
+@dataclass(frozen=True)
+class _Settings:
+    retention: Retention
+    write_shards: int = 1
+    previous_write_shards: int = 1
+    write_shards_from: int = 0  # epoch ms from which `write_shards` applies (before: previous_write_shards)
+    read_shards: int = 1
+
+    def shards(self, now_ms: int) -> Shards:
+        write = self.write_shards if now_ms >= self.write_shards_from else self.previous_write_shards
+        return Shards(write=write, read=max(self.read_shards, write, 1))
+
+
+_cache: dict[tuple[str, str], tuple[float, _Settings]] = {}
 
 
 def clear_cache() -> None:
     _cache.clear()
+
+
+def shard_switch_delay() -> float:
+    """Seconds before a new write-shard count is used: longer than the Lambdas' settings cache (30 s); 0 locally."""
+    settings = get_settings()
+    return 0.0 if settings.local else float(os.environ.get("MAIP_SHARD_SWITCH_DELAY", "35"))
 
 
 class TenantSettingsStore:
@@ -70,17 +104,50 @@ class TenantSettingsStore:
         self.client = client or aws.dynamodb()
         self.table = table or get_settings().tenants_table
 
-    def retention(self, tenant_id: str) -> Retention:
-        """The tenant's policy; cached per process for MAIP_TENANT_SETTINGS_TTL seconds (0 = always read)."""
+    def _settings(self, tenant_id: str) -> _Settings:
+        """One GetItem per tenant, cached per process for MAIP_TENANT_SETTINGS_TTL seconds (0 = always read)."""
         ttl = get_settings().tenant_settings_ttl
         hit = _cache.get((self.table, tenant_id))
         if ttl > 0 and hit and hit[0] > time.monotonic():
             return hit[1]
         item = self.client.get_item(TableName=self.table, Key={"tenant_id": {"S": tenant_id}}, ConsistentRead=True).get("Item")
-        policy = _from_item(item) if item else Retention()
+        found = _from_item(item) if item else _Settings(Retention())
         if ttl > 0:
-            _cache[(self.table, tenant_id)] = (time.monotonic() + ttl, policy)
-        return policy
+            if len(_cache) > 10_000:  # bounded: a Lambda serves few tenants, the local stack many
+                _cache.clear()
+            _cache[(self.table, tenant_id)] = (time.monotonic() + ttl, found)
+        return found
+
+    def retention(self, tenant_id: str) -> Retention:
+        """The tenant's retention policy (cached, see `_settings`)."""
+        return self._settings(tenant_id).retention
+
+    def shards(self, tenant_id: str) -> Shards:
+        """The tenant's write and read shard counts now (cached, see `_settings`)."""
+        return self._settings(tenant_id).shards(int(time.time() * 1000))
+
+    def set_write_shards(self, tenant_id: str, shards: int, now: datetime | None = None) -> dict[str, Any]:
+        """Spread new events over `shards` partition keys; `read_shards` only ever grows (nothing hidden)."""
+        if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= WRITE_SHARDS_MAX:
+            raise ValueError(f"write shards must be an integer from 1 to {WRITE_SHARDS_MAX}")
+        moment = now or datetime.now(timezone.utc)
+        now_ms = int(moment.timestamp() * 1000)
+        _cache.pop((self.table, tenant_id), None)
+        current = self._settings(tenant_id)
+        in_use = current.shards(now_ms).write
+        applies = now_ms + int(shard_switch_delay() * 1000) if shards > in_use else now_ms  # fewer: safe at once
+        read = max(current.read_shards, in_use, shards)
+        self.client.update_item(
+            TableName=self.table, Key={"tenant_id": {"S": tenant_id}},
+            UpdateExpression="SET write_shards = :w, previous_write_shards = :p, write_shards_from = :f, read_shards = :r, updated_at = :u",
+            # read_shards never shrinks, even if two operators race
+            ConditionExpression="attribute_not_exists(read_shards) OR read_shards <= :r",
+            ExpressionAttributeValues={":w": {"N": str(shards)}, ":p": {"N": str(in_use)}, ":f": {"N": str(applies)},
+                                       ":r": {"N": str(read)}, ":u": {"S": _stamp(moment)}},
+        )
+        _cache.pop((self.table, tenant_id), None)
+        return {"tenant_id": tenant_id, "write_shards": shards, "read_shards": read,
+                "write_shards_from": datetime.fromtimestamp(applies / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"}
 
     def set_retention(self, tenant_id: str, days: int, now: datetime | None = None) -> dict[str, Any]:
         if not isinstance(days, int) or not 1 <= days <= RETENTION_DAYS_MAX:
@@ -89,17 +156,34 @@ class TenantSettingsStore:
         now_ms = int(moment.timestamp() * 1000)
         _cache.pop((self.table, tenant_id), None)
         policy = self.retention(tenant_id).with_days(days, now_ms)
-        self.client.put_item(TableName=self.table, Item={
-            "tenant_id": {"S": tenant_id},
-            "retention_days": {"N": str(days)},
-            "retention_history": {"L": [{"M": {"from": {"N": str(s)}, "days": {"N": str(d)}}} for s, d in policy.history]},
-            "updated_at": {"S": moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")},
-        })
+        # An update, not a put: the item also holds the shard settings.
+        self.client.update_item(
+            TableName=self.table, Key={"tenant_id": {"S": tenant_id}},
+            UpdateExpression="SET retention_days = :d, retention_history = :h, updated_at = :u",
+            ExpressionAttributeValues={
+                ":d": {"N": str(days)},
+                ":h": {"L": [{"M": {"from": {"N": str(s)}, "days": {"N": str(d)}}} for s, d in policy.history]},
+                ":u": {"S": _stamp(moment)},
+            },
+        )
         _cache.pop((self.table, tenant_id), None)
         return {"tenant_id": tenant_id, "retention_days": days,
                 "ttl_applies_from": datetime.fromtimestamp(policy.history[-1][0] / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
-def _from_item(item: dict[str, Any]) -> Retention:
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _from_item(item: dict[str, Any]) -> _Settings:
+    def number(name: str, default: int) -> int:
+        return int(item[name]["N"]) if name in item else default
+
     history = tuple((int(e["M"]["from"]["N"]), int(e["M"]["days"]["N"])) for e in item.get("retention_history", {}).get("L", []))
-    return Retention(days=int(item.get("retention_days", {}).get("N", RETENTION_DAYS_DEFAULT)), history=history)
+    return _Settings(
+        retention=Retention(days=number("retention_days", RETENTION_DAYS_DEFAULT), history=history),
+        write_shards=number("write_shards", 1),
+        previous_write_shards=number("previous_write_shards", 1),
+        write_shards_from=number("write_shards_from", 0),
+        read_shards=number("read_shards", 1),
+    )

@@ -1,4 +1,4 @@
-"""EventsTable stream -> hourly per-tenant counters and EMF metrics (partial batch responses)."""
+"""EventsTable stream -> every count (list totals, deep offsets, metrics) and EMF metrics (partial batch responses)."""
 from maip_events.metrics.aggregate import handle_batch, logger
 
 

@@ -1,0 +1,242 @@
+"""Issue 11, read/count half: figures of the one stream-fed counting system and of list reads.
+
+`measure() -> list[(figure, value, note)]` (bench/ingest.py prints these rows beside its own); run alone:
+    .venv/bin/python bench/ingest_read.py
+
+Everything runs in-process against moto (tables from template.yaml). DynamoDB calls are counted at the client
+boundary with botocore event hooks (items written per TransactWriteItems, ScannedCount per Query), never inside
+our code.
+
+1. count lag: median ms from a 201 to the event being in `total`, with the local stack's stream poller running
+   AggregateFunction under the template's event source settings (MaximumBatchingWindowInSeconds = 1);
+2. items written by the aggregation: the most-written item per 1,000 events and amortised items per event, at
+   ~100 events/s (1 s windows: batches of 100), ~1,000 events/s (batches of 1,000) and 1 event per batch;
+3. deep offsets at a dense minute (2,000 events in one minute): items read (events + counters) at offset 0 vs deep;
+4. warm GET page (limit 50) vs a raw stubbed `query` of 51 items (same client-side cost, canned answers).
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+for path in (str(ROOT), str(ROOT / "layers/common"), str(ROOT / "tests"), str(ROOT / "tools")):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+os.environ.update(AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+                  AWS_ACCOUNT_ID_ENDPOINT_MODE="disabled", POWERTOOLS_LOG_LEVEL="WARNING", POWERTOOLS_METRICS_DISABLED="true")
+
+Row = tuple[str, str, str]
+
+
+class Calls:
+    """Counts DynamoDB work at the client boundary: items written per item key, items read per table."""
+
+    def __init__(self, client):
+        self.client, self.writes, self.read = client, Counter(), Counter()
+        client.meta.events.register("before-call.dynamodb.TransactWriteItems", self._transaction, unique_id="ingest-read-tx")
+        client.meta.events.register("after-call.dynamodb.Query", self._query, unique_id="ingest-read-q")
+
+    def _transaction(self, params, **_):
+        for entry in json.loads(params["body"])["TransactItems"]:
+            op = next(iter(entry.values()))
+            key = op.get("Key") or {k: op["Item"][k] for k in ("pk", "sk") if k in op["Item"]}
+            self.writes[(op["TableName"], json.dumps(key, sort_keys=True))] += 1
+
+    def _query(self, params, parsed, **_):
+        self.read[params.get("TableName")] += parsed.get("ScannedCount", 0)
+
+    def reset(self):
+        self.writes.clear()
+        self.read.clear()
+
+
+def _tables():
+    import boto3
+
+    from maip_events import settings
+    from maip_events_local.template import table_definitions
+
+    settings.reset()
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    for definition in table_definitions():
+        client.create_table(**{k: v for k, v in definition.items() if k != "TimeToLiveSpecification"})
+
+
+def _records(events, first):
+    from maip_events.store.events import to_item
+
+    return [{"eventName": "INSERT", "dynamodb": {"NewImage": to_item(e), "SequenceNumber": str(first + i)}} for i, e in enumerate(events)]
+
+
+def count_lag(samples: int = 12) -> float:
+    """Median ms from 201 to `total` including the event, poller running as in `maip-events serve`."""
+    from functions.emit.app import lambda_handler as emit
+    from functions.list.app import lambda_handler as list_events
+    from maip_events_local.streams import StreamPoller
+    from maip_events_local.template import stream_consumers
+    from support import invoke, key_headers
+
+    headers = key_headers("lag", ["*"])
+    consumers = [c for c in stream_consumers() if c.function.logical_id == "AggregateFunction"]
+    poller = StreamPoller(consumers=consumers)
+    poller.start()
+    lags = []
+    try:
+        for n in range(1, samples + 1):
+            status, _, _ = invoke(emit, "POST", "/v1/observability/events", headers=headers, body={"event_type": "agent.updated"})
+            assert status == 201
+            t0 = time.perf_counter()
+            while invoke(list_events, "GET", "/v1/observability/events", headers=headers, query={"limit": "1"})[1]["total"] < n:
+                time.sleep(0.02)
+                if time.perf_counter() - t0 > 30:
+                    raise RuntimeError("aggregation did not catch up in 30 s")
+            lags.append((time.perf_counter() - t0) * 1000)
+            time.sleep(0.3)
+    finally:
+        poller.stop()
+    return statistics.median(lags)
+
+
+def aggregation_writes(calls: Calls) -> list[Row]:
+    from functions.aggregate.app import lambda_handler as aggregate
+    from maip_events.events import build_event
+    from maip_events.models.events import EmitEventRequest
+    from maip_events.store.events import EventStore
+    from support import Ctx
+
+    rows: list[Row] = []
+    start = datetime.now(timezone.utc) - timedelta(hours=2)
+    types = ["agent.registered", "agent.updated", "session.created"]
+    for label, rate, batch in (("100 events/s, batches of 100", 100, 100), ("1,000 events/s, batches of 1,000", 1000, 1000),
+                               ("1 event per batch (low rate)", 1, 1)):
+        n = 1000 if batch > 1 else 50
+        events = EventStore().prepare([build_event(f"w{rate}-{batch}", EmitEventRequest(
+            event_type=types[i % 3], agent_id=f"agent-{i % 10}"), start + timedelta(seconds=i / rate)) for i in range(n)])
+        records = _records(events, 10**6)
+        calls.reset()
+        for first in range(0, n, batch):
+            assert aggregate({"Records": records[first:first + batch]}, Ctx()) == {"batchItemFailures": []}
+        written = sum(calls.writes.values())
+        hottest = max(calls.writes.values())
+        rows.append((f"aggregation: items written per event ({label})", f"{written / n:.2f}",
+                     f"{written} item writes in TransactWriteItems for {n} events (3 types, 10 agents), checkpoints included"))
+        if batch > 1:
+            rows.append((f"aggregation: most-written item per 1,000 events ({label})", f"{hottest * 1000 // n}",
+                         "target <= 100 (N/10); one ADD per distinct bucket per transaction chunk"))
+    return rows
+
+
+def deep_offsets(calls: Calls) -> list[Row]:
+    from maip_events.events import build_event
+    from maip_events.models.events import EmitEventRequest
+    from maip_events.store.events import EventFilter, EventStore
+    from aggregation import aggregate
+
+    start = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(hours=1)
+    store = EventStore()
+    events = store.prepare([build_event("dense", EmitEventRequest(event_type="agent.updated", agent_id=f"a{i % 2}"),
+                                        start + timedelta(milliseconds=30 * i)) for i in range(2000)])
+    store.put_many(events, prepared=True)
+    aggregate(events)
+    found = {}
+    for offset in (0, 1000, 1940):
+        calls.reset()
+        page = store.page(EventFilter("dense"), limit=50, offset=offset)
+        assert len(page.events) == 50 and page.total == 2000
+        found[offset] = (calls.read[store.table], sum(calls.read.values()) - calls.read[store.table])
+    base = sum(found[0])
+    return [(f"deep offset in a dense minute: items read at offset {o} (events + counters)", f"{e + c}",
+             f"{e} events + {c} counter items; {(e + c) / base:.2f}x offset 0 (target <= 2x); main read 508 at offset 4,950")
+            for o, (e, c) in found.items()]
+
+
+def warm_get_ratio(rounds: int = 300) -> Row:
+    from botocore.awsrequest import AWSResponse
+
+    from functions.list.app import lambda_handler as list_events
+    from maip_events import aws
+    from maip_events.auth.keys import hash_key
+    from maip_events.events import build_event
+    from maip_events.models.events import EmitEventRequest
+    from maip_events.settings import get_settings
+    from maip_events.store import counts
+    from maip_events.store.events import to_item
+    from support import Ctx, http_event, key_headers
+
+    headers = key_headers("warm", ["*"])
+    client, settings = aws.dynamodb(), get_settings()
+    key_item = {"Item": {"key_hash": {"S": hash_key(headers["X-API-Key"])}, "key_id": {"S": "maip-key:1"},
+                         "tenant_id": {"S": "warm"}, "scopes": {"L": [{"S": "*"}]}, "created_at": {"S": "2026-11-23T00:00:00.000Z"}}}
+    sample = EmitEventRequest(event_type="agent.registered", agent_id="agent-1", metadata={"region": "eu-west-1", "n": 1})
+    page = {"Items": [to_item(build_event("warm", sample)) for _ in range(51)], "Count": 51, "ScannedCount": 51}
+    now_ms = int(time.time() * 1000)
+    bucket = {"Items": [{"sk": {"S": counts.prefix(now_ms, 3)}, "n": {"N": "5000"}}], "Count": 1, "ScannedCount": 1}
+    empty = {"Items": [], "Count": 0, "ScannedCount": 0}
+
+    def answer(model, params):
+        body = json.loads(params["body"])
+        table = body.get("TableName")
+        if model.name == "GetItem":
+            return key_item if table == settings.keys_table else {}
+        if model.name == "Query":
+            if table == settings.events_table:
+                return page
+            return bucket if body["ExpressionAttributeValues"][":p"]["S"].startswith("warm#n3#") else empty
+        return {}
+
+    def respond(model, params, **_):
+        return AWSResponse("https://stub", 200, {}, None), answer(model, params)
+
+    def timed(fn) -> float:
+        samples = []
+        client.meta.events.register_first("before-call.dynamodb", respond, unique_id="ingest-read-stub")
+        try:
+            for _ in range(rounds):
+                t0 = time.perf_counter()
+                fn()
+                samples.append(time.perf_counter() - t0)
+        finally:
+            client.meta.events.unregister("before-call.dynamodb", unique_id="ingest-read-stub")
+        return statistics.median(samples)
+
+    get = http_event("GET", "/v1/observability/events", headers=headers, query={"limit": "50"})
+    assert list_events(dict(get), Ctx())["statusCode"] == 200
+    handler = timed(lambda: list_events(dict(get), Ctx()))
+    raw = timed(lambda: client.query(TableName=settings.events_table, KeyConditionExpression="pk = :p",
+                                     ExpressionAttributeValues={":p": {"S": "warm#0"}}, Limit=51))
+    return ("warm GET page (limit 50) vs raw stubbed query", f"{handler / raw:.2f}x",
+            f"handler {handler * 1e6:.0f} us vs query {raw * 1e6:.0f} us (target <= 3x)")
+
+
+def measure() -> list[Row]:
+    from moto import mock_aws
+
+    from maip_events import aws
+    from maip_events_local import moto_patches
+
+    moto_patches.install()
+    rows: list[Row] = []
+    with mock_aws():
+        _tables()
+        calls = Calls(aws.dynamodb())
+        rows.append(("count lag: median ms from 201 to `total` (in-process poller, 1 s batching window)",
+                     f"{count_lag():.0f}", "target <= 2,000 ms median; main: 0 (counted in the write transaction)"))
+        rows += aggregation_writes(calls)
+        rows += deep_offsets(calls)
+    with mock_aws():
+        _tables()
+        rows.append(warm_get_ratio())
+    return rows
+
+
+if __name__ == "__main__":
+    for figure, value, note in measure():
+        print(f"{figure}: {value}  ({note})")
