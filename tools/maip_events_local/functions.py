@@ -39,14 +39,14 @@ def _make_handlers_importable() -> None:
         sys.path.insert(0, root)
 
 
-def invoke(function: Function, event: dict[str, Any]) -> Any:
-    """One invocation; a function runs one event at a time, like a single warm Lambda container."""
+def invoke(function: Function, event: dict[str, Any], instance: int | str = 0) -> Any:
+    """One invocation; each instance (a warm Lambda container) of a function runs one event at a time."""
     with _registry_lock:
         if function.logical_id not in _handlers:
             _make_handlers_importable()
             module = importlib.import_module(function.module)
             _handlers[function.logical_id] = getattr(module, function.handler)
-            _locks[function.logical_id] = threading.Lock()
-        handler, lock = _handlers[function.logical_id], _locks[function.logical_id]
+        handler = _handlers[function.logical_id]
+        lock = _locks.setdefault(f"{function.logical_id}#{instance}", threading.Lock())
     with lock:
         return handler(event, LambdaContext(function))

@@ -168,6 +168,7 @@ class Consumer:
     report_failures: bool
     max_retries: int
     on_failure: str | None  # logical id of the on-failure destination queue
+    max_concurrency: int = 1  # SQS ScalingConfig.MaximumConcurrency: concurrent batches of this source
 
 
 def _functions() -> list[tuple[Function, dict[str, Any]]]:
@@ -232,5 +233,6 @@ def stream_consumers() -> list[Consumer]:
                 report_failures="ReportBatchItemFailures" in (p.get("FunctionResponseTypes") or []),
                 max_retries=int(p.get("MaximumRetryAttempts", 3)),
                 on_failure=_ref_target(destination),
+                max_concurrency=int((p.get("ScalingConfig") or {}).get("MaximumConcurrency", 1)) if kind == "SQS" else 1,
             ))
     return consumers
