@@ -9,6 +9,7 @@ TLS server name (certificate checked for that name); redirects are never followe
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 import time
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from maip_events.http import guard
 MAX_RESPONSE_BYTES = 64 * 1024  # read (then discarded) at most this much of a response
 KEPT_RESPONSE_CHARS = 1024  # what a deliveries log keeps of it
 USER_AGENT = "maip-events/1"
+# httpx logs every request at INFO (full URL included): the deliveries log and stream status are the record.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @dataclass
