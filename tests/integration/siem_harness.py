@@ -61,7 +61,7 @@ def drain(queue_url: str, handler) -> int:
             return handled
         records = [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"], "attributes": {},
                     "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs", "awsRegion": "us-east-1",
-                    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:maip-stream-retries"} for m in messages]
+                    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:maip-stream-deliveries"} for m in messages]
         failed = {f["itemIdentifier"] for f in handler({"Records": records}, Ctx())["batchItemFailures"]}
         for m in messages:
             if m["MessageId"] not in failed:
