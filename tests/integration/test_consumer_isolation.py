@@ -233,3 +233,24 @@ def test_the_token_bucket_spreads_a_tenant_at_its_rate():
     assert at[:5] == [None] * 5 and at[5:] == pytest.approx([100.1, 100.2, 100.3])
     assert limiter.not_before("b", 1, now=100.0) is None  # another tenant's bucket is untouched
     assert limiter.not_before("a", 1, now=101.0) is None  # refilled at the rate
+
+
+# -- hostile values at the edge of the webhooks and streams APIs -----------------------------------------------
+HOSTILE_TEXT = ["\U0001F525" * 128, "a#b/c=d", "x\u0007\u001f\u007fy", "tenant=t2/../", "%2F%00"]
+
+
+def test_hostile_descriptions_and_ids_never_reach_a_key_or_a_500(local):
+    headers = key_headers("t1", ["webhooks:write", "webhooks:read", "streams:write", "events:read"])
+    for text in HOSTILE_TEXT:
+        # Given descriptions full of emoji, separators and control characters: stored as attributes, returned intact
+        status, hook, _ = invoke(webhooks_api, "POST", HOOKS, headers=headers, body={"url": "http://127.0.0.1:9/h", "description": text})
+        assert status == 201 and hook["description"] == text, hook
+        stream = create_stream(headers, type="https", config={"url": "http://127.0.0.1:9/s"}, description=text)
+        assert stream["description"] == text
+        # And ids made of them are not found (or refused), never a server error
+        for base, route in ((HOOKS, f"{HOOKS}/{{webhook_id}}"), (STREAMS, f"{STREAMS}/{{stream_id}}")):
+            status, doc, _ = invoke(webhooks_api if base == HOOKS else streams_api, "GET", f"{base}/{text}", headers=headers, route=route)
+            assert status in (400, 404), (text, status, doc)
+    # And a URL with a header-injection attempt is refused
+    status, doc, _ = invoke(webhooks_api, "POST", HOOKS, headers=headers, body={"url": "http://127.0.0.1:9/h\r\nX-Evil: 1"})
+    assert status == 400, doc

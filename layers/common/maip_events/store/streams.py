@@ -1,5 +1,7 @@
 """LogStreamsTable: one partition per tenant holding its log-stream destinations, each with its delivery
-status counters (kept on the same item with atomic ADDs). Also the batched event read the retry path needs."""
+status counters (kept on the same item with atomic ADDs). Keys are bounded by construction: the tenant id
+(<= 128 characters of [A-Za-z0-9._:-], checked at authentication) and a generated `maip-str:<ULID>`; no
+user-supplied text is ever part of a key."""
 from __future__ import annotations
 
 import json
@@ -7,9 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from maip_events import aws
-from maip_events.models.events import StoredEvent
 from maip_events.settings import get_settings
-from maip_events.store.events import from_item
 from maip_events.store import query_items
 
 COUNTERS = ("delivered_events", "delivered_batches", "failed_attempts", "retried_batches", "dead_lettered_events")
@@ -127,22 +127,3 @@ class StreamStore:
         except self.client.exceptions.ConditionalCheckFailedException:
             pass
 
-
-def get_events(tenant_id: str, event_ids: list[str], client: Any = None) -> list[StoredEvent]:
-    """The stored events with these ids (BatchGetItem by key, 100 at a time), in the given order; ids that no
-    longer exist (expired) are skipped."""
-    client = client or aws.dynamodb()
-    table = get_settings().events_table
-    found: dict[str, StoredEvent] = {}
-    for start in range(0, len(event_ids), 100):
-        keys = [{"tenant_id": {"S": tenant_id}, "event_id": {"S": i}} for i in dict.fromkeys(event_ids[start : start + 100])]
-        request: dict[str, Any] = {table: {"Keys": keys}}
-        for _ in range(8):
-            response = client.batch_get_item(RequestItems=request)
-            for item in response.get("Responses", {}).get(table, []):
-                event = from_item(item)
-                found[event.event_id] = event
-            request = response.get("UnprocessedKeys") or {}
-            if not request:
-                break
-    return [found[i] for i in event_ids if i in found]
