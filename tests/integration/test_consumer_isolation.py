@@ -254,3 +254,22 @@ def test_hostile_descriptions_and_ids_never_reach_a_key_or_a_500(local):
     # And a URL with a header-injection attempt is refused
     status, doc, _ = invoke(webhooks_api, "POST", HOOKS, headers=headers, body={"url": "http://127.0.0.1:9/h\r\nX-Evil: 1"})
     assert status == 400, doc
+
+
+def test_when_a_queue_fails_the_dispatcher_retries_from_the_first_record_it_could_not_queue(local):
+    pipeline = Pipeline()
+    with Receiver() as receiver:
+        invoke(webhooks_api, "POST", HOOKS, headers=key_headers("t1", ["webhooks:write", "events:read"]), body={"url": receiver.url})
+        create_stream(key_headers("t2", ["streams:write", "events:read"]), type="https", config={"url": receiver.url + "/s"})
+        batch = stream_batch(events_of("t1", 2) + events_of("t2", 1) + events_of("t1", 1))
+        # Given the log-stream queue is unreachable (deleted)
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        sqs.delete_queue(QueueUrl=local["maip-stream-deliveries"])
+        from maip_events.webhooks.queue import _resolve
+        _resolve.cache_clear()
+        # When the batch is dispatched
+        response = dispatch(batch, Ctx())
+        # Then Lambda is asked to retry from t2's record (the first with work that could not be queued), not earlier
+        assert response == {"batchItemFailures": [{"itemIdentifier": batch["Records"][2]["dynamodb"]["SequenceNumber"]}]}
+        # And the webhook work of every record was queued (the records before it are done)
+        assert len(pipeline.receive()) == 3

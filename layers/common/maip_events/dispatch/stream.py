@@ -136,7 +136,11 @@ class Dispatcher:
         for name, planned in ((settings.webhook_queue, outbox.webhook), (settings.stream_queue, outbox.stream)):
             if not planned:
                 continue
-            unsent = send_entries(queue_url(name), [entry for _, entry in planned])
+            try:
+                unsent = send_entries(queue_url(name), [entry for _, entry in planned])
+            except Exception:  # noqa: BLE001 - the queue is unreachable: everything for it waits for the retry
+                logger.exception("dispatch: queueing failed", extra={"queue": name})
+                unsent = {entry["Id"] for _, entry in planned}
             for index, entry in planned:
                 if entry["Id"] in unsent:
                     failed_at = index if failed_at is None else min(failed_at, index)
