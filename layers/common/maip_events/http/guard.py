@@ -92,6 +92,14 @@ def allowed_address(address: str) -> bool:
 def resolve(host: str, port: int, timeout: float = REGISTRATION_RESOLVE_SECONDS) -> str:
     """The first allowed address of `host`, resolved within `timeout` seconds; raises RefusedTarget when it
     has none (or does not resolve) and ResolveTimeout when the resolver is slower than that."""
+    try:
+        literal = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        literal = None
+    if literal is not None:  # nothing to resolve
+        if allowed_address(str(literal)):
+            return str(literal)
+        raise RefusedTarget(f"{host} is not a public address")
     started = time.monotonic()
     future = _RESOLVER.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     try:
