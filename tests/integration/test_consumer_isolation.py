@@ -151,9 +151,9 @@ def test_a_drip_endpoint_and_a_broken_secret_never_hold_back_the_rest_of_the_bat
         status, doc, _ = invoke(webhooks_api, "GET", f"{HOOKS}/{webhook_id}/deliveries", headers=headers, route=f"{HOOKS}/{{webhook_id}}/deliveries")
         assert status == 200, doc
         return doc["items"]
-    assert {(x["status"], x["error"]) for x in attempts(a, slow["id"])} == {("retrying", "timeout after 2 s")}
-    assert all(x["status"] == "retrying" and x["error"].startswith("not sent") for x in attempts(a, broken["id"]))
-    assert len(attempts(a, broken["id"])) == 2 and drip.requests == 2
+    assert [(x["status"], x["error"]) for x in attempts(a, slow["id"])] == [("retrying", "timeout after 2 s")] * 2
+    assert [(x["status"], x["error"][:9]) for x in attempts(a, broken["id"])] == [("retrying", "not sent:")] * 2
+    assert drip.requests <= 2  # one try per event in the batch, never more
     assert [x["status"] for x in attempts(b, good["id"])] == ["succeeded"] * 3
 
 
