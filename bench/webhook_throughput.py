@@ -96,7 +96,8 @@ def _run(url: str, total: int) -> tuple[float, float, float]:
     from maip_events.events import build_event
     from maip_events.models.events import EmitEventRequest
     from maip_events.store.webhooks import DeliveryStore
-    from maip_events.webhooks import sender, signing, subscriptions
+    from maip_events.http import client as sender, signing
+    from maip_events.webhooks import subscriptions
     from maip_events.webhooks.delivery import payload
     from maip_events.webhooks.models import CreateWebhookRequest
     from maip_events.webhooks.queue import DeliveryMessage

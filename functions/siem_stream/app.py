@@ -1,4 +1,4 @@
-"""EventsTable stream and the stream retry queue -> log-stream destinations (partial batch responses)."""
+"""Log-stream delivery queue -> Splunk HEC / Datadog / https / S3 destinations (partial batch responses)."""
 from maip_events.siem.delivery import handle_batch, logger
 
 

@@ -557,7 +557,11 @@ def test_a_stream_poller_reads_the_template_of_the_project():
     from maip_events_local.streams import StreamPoller
 
     poller = StreamPoller()
-    assert {(c.function.logical_id, c.kind) for c in poller.consumers} >= {("WebhookFanoutFunction", "DynamoDB"),
-                                                                          ("WebhookDeliveryFunction", "SQS")}
+    assert {(c.function.logical_id, c.kind) for c in poller.consumers} >= {("DispatchFunction", "DynamoDB"),
+                                                                          ("WebhookDeliveryFunction", "SQS"),
+                                                                          ("SiemStreamFunction", "SQS")}
+    # And a queue source with MaximumConcurrency gets several local instances, a stream source one
+    slots = [(c.function.logical_id, c.kind, n) for c, n in poller._slots]
+    assert ("WebhookDeliveryFunction", "SQS", 1) in slots and ("DispatchFunction", "DynamoDB", 1) not in slots
     assert not poller.running
 

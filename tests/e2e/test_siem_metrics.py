@@ -39,7 +39,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def stack():
-    env = _env(MAIP_STREAM_RETRY_SCHEDULE="1,1,1,1", MAIP_STREAM_TIMEOUT="2", POWERTOOLS_METRICS_DISABLED="true")
+    env = _env(MAIP_STREAM_RETRY_SCHEDULE="1,1,1,1", MAIP_STREAM_TIMEOUT="5", POWERTOOLS_METRICS_DISABLED="true")
     process = subprocess.Popen([sys.executable, "-m", "maip_events_local.cli", "serve", "--port", "0", "--dynamodb-port", "0", "--json"],
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT, env=env)
     try:
@@ -108,7 +108,7 @@ def test_a_known_mix_shows_up_exactly_in_metrics_export_and_every_stream(stack, 
         assert Counter(_wait(lambda: len(s3_ids()) >= len(ids) and s3_ids())) == Counter(ids)
         # And the Splunk stream's status shows the failures and the recovery, nothing dead-lettered
         status = requests.get(f"{url}/v1/observability/streams/{created[0]['id']}/status", headers=headers, timeout=10).json()
-        assert status["delivered_events"] == len(ids) and status["failed_attempts"] == 2 and status["dead_lettered_events"] == 0
+        assert status["delivered_events"] == len(ids) and status["failed_attempts"] == 2 and status["dead_lettered_events"] == 0, status
 
     # And the metrics totals equal the list endpoint's counts for the (hour-aligned) window, by every grouping
     window = {"from": (started - timedelta(minutes=1)).isoformat(), "to": (datetime.now(timezone.utc) + timedelta(minutes=1)).isoformat()}

@@ -481,3 +481,38 @@ def test_every_handler_module_is_thin(repo_root: Path) -> None:
     # Then each one is a thin wrapper; the behaviour lives in the layer package
     fat = {path: lines for path, lines in sizes.items() if lines >= MAX_HANDLER_LINES}
     assert not fat, f"handlers with {MAX_HANDLER_LINES}+ lines of code (move the logic into maip_events): {fat}"
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# consumers: stream readers and queue sources
+# --------------------------------------------------------------------------------------------------------------------
+
+def _event_sources(template: dict[str, Any], kind: str) -> list[tuple[str, dict[str, Any]]]:
+    return [(name, event.get("Properties", {}))
+            for name, function in _resources(template, "AWS::Serverless::Function").items()
+            for event in (function.get("Properties", {}).get("Events") or {}).values() if event.get("Type") == kind]
+
+
+def test_the_events_stream_has_at_most_two_lambda_readers(template: dict[str, Any]) -> None:
+    # Given every DynamoDB event source of the template
+    readers = [name for name, props in _event_sources(template, "DynamoDB")
+               if props.get("Stream") == {"Fn::GetAtt": ["EventsTable", "StreamArn"]}]
+    # Then DynamoDB Streams' limit of two readers per shard holds, and the dispatcher is one of them
+    assert len(readers) <= 2 and "DispatchFunction" in readers, readers
+
+
+def test_every_queue_source_caps_its_concurrency_so_deliveries_never_starve_ingest(template: dict[str, Any]) -> None:
+    # Given every SQS event source of the template
+    sources = _event_sources(template, "SQS")
+    # Then each has a MaximumConcurrency (2..1000) and reports per-message failures
+    assert sources
+    for name, props in sources:
+        assert 2 <= int((props.get("ScalingConfig") or {}).get("MaximumConcurrency", 0)) <= 1000, name
+        assert "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []), name
+
+
+def test_the_stream_reader_that_fans_out_never_calls_out(repo_root: Path) -> None:
+    # Given the dispatcher's code
+    source = (repo_root / "layers/common/maip_events/dispatch/stream.py").read_text()
+    # Then it only queues work: no HTTP client, no destination senders
+    assert "maip_events.http" not in source and "destinations" not in source

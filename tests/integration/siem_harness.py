@@ -34,8 +34,22 @@ def stream_batch(events: list[StoredEvent], first_sequence: int = 1000) -> dict:
 
 
 def create_queues() -> dict[str, str]:
+    """Every queue of template.yaml, by local name."""
+    from maip_events_local.template import queue_definitions
+
     sqs = boto3.client("sqs", region_name="us-east-1")
-    return {name: sqs.create_queue(QueueName=name)["QueueUrl"] for name in ("maip-stream-retries", "maip-stream-dead-letters")}
+    return {q["QueueName"]: sqs.create_queue(QueueName=q["QueueName"])["QueueUrl"] for q in queue_definitions()}
+
+
+def dispatch_and_deliver(batch: dict, queues: dict[str, str]) -> dict:
+    """The events stream batch through the dispatcher, then the log-stream delivery queue (retries included)
+    through the SIEM consumer; returns the dispatcher's response."""
+    from functions.dispatch.app import lambda_handler as dispatch
+    from functions.siem_stream.app import lambda_handler as siem
+
+    response = dispatch(batch, Ctx())
+    drain(queues["maip-stream-deliveries"], siem)
+    return response
 
 
 def drain(queue_url: str, handler) -> int:
@@ -47,7 +61,7 @@ def drain(queue_url: str, handler) -> int:
             return handled
         records = [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"], "attributes": {},
                     "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs", "awsRegion": "us-east-1",
-                    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:maip-stream-retries"} for m in messages]
+                    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:maip-stream-deliveries"} for m in messages]
         failed = {f["itemIdentifier"] for f in handler({"Records": records}, Ctx())["batchItemFailures"]}
         for m in messages:
             if m["MessageId"] not in failed:

@@ -1,5 +1,5 @@
 """Log streams against moto and receivers on 127.0.0.1: the /v1/observability/streams API, the wire format
-of each destination, retries through the retry queue, dead-lettering and the delivery status."""
+of each destination, the dispatcher and the delivery queue with retries, dead-lettering and the delivery status."""
 from __future__ import annotations
 
 import gzip
@@ -13,7 +13,7 @@ from standardwebhooks.webhooks import Webhook
 from functions.siem_stream.app import lambda_handler as siem
 from functions.streams.app import lambda_handler as streams_handler
 from maip_events import settings
-from siem_harness import create_queues, drain, make_events, messages, stream_batch
+from siem_harness import create_queues, dispatch_and_deliver, drain, make_events, messages, stream_batch
 from siem_receivers import Receiver, event_id_of
 from support import Ctx, invoke, key_headers
 
@@ -104,7 +104,7 @@ def test_each_destination_gets_one_request_per_batch_in_its_wire_format(local):
         mine = make_events("t1", MIX * 3)
         theirs = make_events("t2", MIX)
         # When the SIEM consumer gets the batch
-        assert siem(stream_batch(mine + theirs), Ctx()) == {"batchItemFailures": []}
+        assert dispatch_and_deliver(stream_batch(mine + theirs), local) == {"batchItemFailures": []}
         ids = sorted(e.event_id for e in mine)
         # Then Splunk got one HEC request with the agent events only, OCSF inside
         assert len(hec.received) == 1 and sorted(map(event_id_of, hec.records())) == sorted(e.event_id for e in mine if e.event_type == "agent.registered")
@@ -135,10 +135,9 @@ def test_a_failing_receiver_gets_everything_exactly_once_after_recovering(local)
         # Given a receiver that fails the next request, and two stream batches
         hec.fail_next = 1
         first, second = make_events("t1", MIX * 2), make_events("t1", MIX)
-        siem(stream_batch(first), Ctx())
-        siem(stream_batch(second, 2000), Ctx())
-        # When the retry queue is processed
-        drain(local["maip-stream-retries"], siem)
+        # When both go through the dispatcher and the delivery queue (retries included)
+        dispatch_and_deliver(stream_batch(first), local)
+        dispatch_and_deliver(stream_batch(second, 2000), local)
         # Then every event arrived exactly once, and the status shows the failure and the recovery
         assert sorted(map(event_id_of, hec.records())) == sorted(e.event_id for e in first + second)
         status = status_of(headers, stream["id"])
@@ -153,8 +152,7 @@ def test_a_receiver_that_never_recovers_ends_in_the_dead_letter_queue(local):
         dd.fail_next = 100
         events = make_events("t1", MIX)
         # When the batch and all its retries fail (schedule "0,0": two retries)
-        siem(stream_batch(events), Ctx())
-        drain(local["maip-stream-retries"], siem)
+        dispatch_and_deliver(stream_batch(events), local)
         # Then the batch sits in the dead-letter queue with its event ids, and the status counts it
         (dead,) = messages(local["maip-stream-dead-letters"])
         assert dead["stream_id"] == stream["id"] and dead["event_ids"] == [e.event_id for e in events] and dead["attempt"] == 0

@@ -260,9 +260,11 @@ def test_signing_timestamp_is_current(pipeline, headers):
     assert abs(int(request.headers["webhook-timestamp"]) - datetime.now(timezone.utc).timestamp()) < 30
 
 
-def test_poison_records_fail_alone_in_partial_batch_responses(pipeline, headers):
+def test_poison_records_are_parked_alone_and_never_hold_their_batch(pipeline, headers):
+    from functions.dispatch.app import lambda_handler as dispatch
     from functions.webhook_delivery.app import lambda_handler as delivery
-    from functions.webhook_fanout.app import lambda_handler as fanout
+    from maip_events import aws
+    from maip_events.webhooks.queue import queue_url
     from support import Ctx
 
     with Receiver() as receiver:
@@ -271,14 +273,17 @@ def test_poison_records_fail_alone_in_partial_batch_responses(pipeline, headers)
         good = pipeline.stream_records()
         # Given a stream batch with one undecodable record next to a good one
         bad = {**good[0], "dynamodb": {**good[0]["dynamodb"], "NewImage": {"tenant_id": {"S": "t1"}}, "SequenceNumber": "bad-seq"}}
-        # Then only the bad record is reported, and the good one is fanned out
-        assert fanout({"Records": [bad, *good]}, Ctx()) == {"batchItemFailures": [{"itemIdentifier": "bad-seq"}]}
+        # Then the batch succeeds: the bad record is parked (with its keys) and the good one is fanned out
+        assert dispatch({"Records": [bad, *good]}, Ctx()) == {"batchItemFailures": []}
         messages = pipeline.receive()
         assert len(messages) == 1
+        parked = aws.client("sqs").receive_message(QueueUrl=queue_url(settings.get_settings().dispatch_failure_queue))["Messages"]
+        assert len(parked) == 1 and json.loads(parked[0]["Body"])["sequence_number"] == "bad-seq"
         # Given a delivery batch with a malformed message next to the good one
         records = [{"messageId": m, "receiptHandle": "r", "body": body, "attributes": {}, "messageAttributes": {},
                     "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q", "awsRegion": "us-east-1"}
                    for m, body in (("junk", "{not json"), ("good", messages[0]["Body"]))]
-        # Then only the malformed one comes back (SQS redrives it to the dead-letter queue after maxReceiveCount)
-        assert delivery({"Records": records}, Ctx()) == {"batchItemFailures": [{"itemIdentifier": "junk"}]}
+        # Then nothing comes back: the malformed one is parked in the dead-letter queue at once, the good one delivered
+        assert delivery({"Records": records}, Ctx()) == {"batchItemFailures": []}
         assert len(receiver.wait_for(1)) == 1
+        assert [m["Body"] for m in pipeline.receive(dead_letters=True)] == ["{not json"]

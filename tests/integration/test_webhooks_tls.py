@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from maip_events import settings
-from maip_events.webhooks import sender
+from maip_events.http import client as sender
 
 
 def _certificate(tmp_path):

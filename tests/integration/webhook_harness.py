@@ -1,5 +1,6 @@
 """Drives the webhook pipeline the way Lambda's event source mappings would, against in-process moto:
-stream records from the EventsTable stream into the fanout handler, queue messages into the delivery handler."""
+stream records from the EventsTable stream into the dispatcher, queue messages (live and replay lanes) into the
+delivery handler."""
 from __future__ import annotations
 
 import time
@@ -28,24 +29,30 @@ class Pipeline:
         return records
 
     def fan_out(self) -> dict[str, Any]:
-        from functions.webhook_fanout.app import lambda_handler
+        from functions.dispatch.app import lambda_handler
 
         return lambda_handler({"Records": self.stream_records()}, Ctx())
 
-    def queue_url(self, dead_letters: bool = False) -> str:
+    def queue_urls(self, dead_letters: bool = False) -> list[str]:
         from maip_events.webhooks.queue import queue_url
 
-        return queue_url(get_settings().webhook_dlq if dead_letters else get_settings().webhook_queue)
+        settings = get_settings()
+        names = [settings.webhook_dlq] if dead_letters else [settings.webhook_queue, settings.webhook_replay_queue]
+        return [queue_url(name) for name in names]
 
     def receive(self, dead_letters: bool = False, wait: float = 0.0) -> list[dict[str, Any]]:
-        """Every visible message (waiting up to `wait` seconds for the first), deleted from the queue."""
-        sqs, url = aws.client("sqs"), self.queue_url(dead_letters)
+        """Every visible message of the lanes (waiting up to `wait` seconds for the first), deleted from the queues."""
+        sqs = aws.client("sqs")
         deadline, messages = time.monotonic() + wait, []
         while True:
-            batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
-            messages += batch
-            if batch:
-                sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
+            got = False
+            for url in self.queue_urls(dead_letters):
+                batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+                messages += batch
+                if batch:
+                    got = True
+                    sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
+            if got:
                 continue
             if messages or time.monotonic() >= deadline:
                 return messages

@@ -227,7 +227,7 @@ Resources:
             DestinationConfig: {OnFailure: {Type: SQS, Destination: !GetAtt Failures.Arn}}
         Queue:
           Type: SQS
-          Properties: {Queue: !GetAtt Work.Arn, BatchSize: 3}
+          Properties: {Queue: !GetAtt Work.Arn, BatchSize: 3, ScalingConfig: {MaximumConcurrency: 3}}
 """)
 
     # When the consumers are read
@@ -239,6 +239,7 @@ Resources:
     assert stream.report_failures and stream.on_failure == "Failures"
     assert (stream.function.module, stream.function.handler) == ("functions.consumer.app", "handle")
     assert (queue.kind, queue.source, queue.batch_size, queue.report_failures) == ("SQS", "Work", 3, False)
+    assert (queue.max_concurrency, stream.max_concurrency) == (3, 1)
 
 
 def test_short_tags_become_their_long_forms(monkeypatch, tmp_path):

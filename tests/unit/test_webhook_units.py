@@ -13,7 +13,8 @@ from standardwebhooks.webhooks import Webhook
 from maip_events import settings
 from maip_events.catalog import EVENT_TYPES, NAMESPACES
 from maip_events.errors import InvalidRequest
-from maip_events.webhooks import guard, matching, retry, signing
+from maip_events.http import guard, signing
+from maip_events.webhooks import matching, retry
 
 
 @hsettings(max_examples=50, deadline=None)

@@ -39,20 +39,20 @@ def _make_handlers_importable() -> None:
         sys.path.insert(0, root)
 
 
-def load(function: Function) -> tuple[Callable, threading.Lock]:
-    """The function's handler, imported once per process, and the lock that serialises its invocations."""
+def load(function: Function, instance: int | str = 0) -> tuple[Callable, threading.Lock]:
+    """The function's handler, imported once per process, and the lock of this instance (a warm Lambda container
+    runs one event at a time)."""
     with _registry_lock:
         if function.logical_id not in _handlers:
             _make_handlers_importable()
             module = importlib.import_module(function.module)
             _handlers[function.logical_id] = getattr(module, function.handler)
-            _locks[function.logical_id] = threading.Lock()
-        return _handlers[function.logical_id], _locks[function.logical_id]
+        return _handlers[function.logical_id], _locks.setdefault(f"{function.logical_id}#{instance}", threading.Lock())
 
 
-def invoke(function: Function, event: dict[str, Any]) -> Any:
-    """One invocation in this process; a function runs one event at a time here, like one warm Lambda container
+def invoke(function: Function, event: dict[str, Any], instance: int | str = 0) -> Any:
+    """One invocation in this process; each instance runs one event at a time, like one warm Lambda container
     (the gateway runs HTTP functions in a pool of worker processes for concurrency: workers.py)."""
-    handler, lock = load(function)
+    handler, lock = load(function, instance)
     with lock:
         return handler(event, LambdaContext(function))

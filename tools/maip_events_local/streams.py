@@ -1,7 +1,9 @@
 """Feeds stream consumers locally the way Lambda's event source mappings do: DynamoDB Streams records and
 SQS messages in Lambda-shaped batches, partial batch failures honoured, retries bounded, then on-failure.
 
-One thread per event source, like Lambda's independent pollers: a slow consumer never delays the others.
+One thread per event source, like Lambda's independent pollers: a slow consumer never delays the others. An
+SQS source with ScalingConfig.MaximumConcurrency gets that many threads (at most LOCAL_MAX_CONCURRENCY), each
+its own function instance, so one slow batch does not hold the queue.
 Shard positions and undelivered records live in the poller object, so `stop()` then `start()` resumes
 exactly where it left off (nothing is skipped, nothing re-delivered that was acknowledged)."""
 from __future__ import annotations
@@ -164,6 +166,7 @@ class _Stream:
 
 
 SHARD_REFRESH = 1.0  # seconds between looks for a new stream (table re-created) or new shards
+LOCAL_MAX_CONCURRENCY = 4  # concurrent batches per SQS source locally (the machine is small)
 
 
 @dataclass
@@ -180,8 +183,11 @@ class StreamPoller:
         self._shards: dict[tuple[str, str, str], _Shard] = {}
         self._queues: dict[str, _Queue] = {}
         self._streams: dict[tuple[str, str], _Stream] = {}
-        # One lock per event source: a thread of a stopping run and one of the next never poll the same source at once.
-        self._source_locks = [threading.Lock() for _ in self.consumers]
+        # (consumer, instance) pairs: one per stream source, MaximumConcurrency (capped) per SQS source.
+        self._slots = [(consumer, instance) for consumer in self.consumers
+                       for instance in range(min(max(consumer.max_concurrency, 1), LOCAL_MAX_CONCURRENCY))]
+        # One lock per slot: a thread of a stopping run and one of the next never poll the same slot at once.
+        self._source_locks = [threading.Lock() for _ in self._slots]
         self._lifecycle = threading.Lock()
         self._run_state: _Run | None = None
 
@@ -193,8 +199,8 @@ class StreamPoller:
                 return
             stop = threading.Event()
             threads = [threading.Thread(target=self._run, args=(i, stop), daemon=True,
-                                        name=f"poller-{c.function.logical_id}-{c.kind}-{c.source}")
-                       for i, c in enumerate(self.consumers)]
+                                        name=f"poller-{c.function.logical_id}-{c.kind}-{c.source}-{n}")
+                       for i, (c, n) in enumerate(self._slots)]
             self._run_state = _Run(stop, threads)
             for thread in threads:
                 thread.start()
@@ -216,14 +222,14 @@ class StreamPoller:
         return run is not None and not run.stop.is_set() and any(t.is_alive() for t in run.threads)
 
     def _run(self, index: int, stop: threading.Event) -> None:
-        consumer, lock = self.consumers[index], self._source_locks[index]
+        (consumer, instance), lock = self._slots[index], self._source_locks[index]
         last_error = None
         while not stop.is_set():
             try:
                 with lock:
                     if stop.is_set():
                         break
-                    busy = self.poll(consumer)
+                    busy = self.poll(consumer, instance)
                 last_error = None
             except Exception as error:  # keep polling: a broken source must not stop the stack
                 if repr(error) != last_error:  # log a persistent error once, not every interval
@@ -234,9 +240,9 @@ class StreamPoller:
             if not busy:
                 stop.wait(self.interval)
 
-    def poll(self, consumer: Consumer) -> bool:
+    def poll(self, consumer: Consumer, instance: int = 0) -> bool:
         """One pass over one event source; True when it delivered something (poll again at once)."""
-        return self._poll_stream(consumer) if consumer.kind == "DynamoDB" else self._poll_queue(consumer)
+        return self._poll_stream(consumer) if consumer.kind == "DynamoDB" else self._poll_queue(consumer, instance)
 
     # -- DynamoDB Streams --------------------------------------------------------------------------
     def _stream(self, consumer: Consumer) -> _Stream:
@@ -344,7 +350,7 @@ class StreamPoller:
             self._queues[logical_id] = _Queue(url, arn)
         return self._queues[logical_id]
 
-    def _poll_queue(self, consumer: Consumer) -> bool:
+    def _poll_queue(self, consumer: Consumer, instance: int = 0) -> bool:
         sqs = aws.client("sqs")
         queue = self._queue(consumer.source)
         messages: list[dict[str, Any]] = []
@@ -361,7 +367,7 @@ class StreamPoller:
         region = get_settings().region
         records = [lambda_sqs_record(m, queue.arn, region) for m in messages]
         try:
-            response = functions.invoke(consumer.function, {"Records": records})
+            response = functions.invoke(consumer.function, {"Records": records}, instance=f"{consumer.source}#{instance}")
         except Exception:
             log.exception("%s failed on %d messages", consumer.function.logical_id, len(records))
             return True  # nothing deleted: the messages come back after the visibility timeout

@@ -169,6 +169,7 @@ class Consumer:
     max_retries: int
     on_failure: str | None  # logical id of the on-failure destination queue
     batching_window: float = 0.0  # MaximumBatchingWindowInSeconds: wait up to this long for a fuller batch
+    max_concurrency: int = 1  # SQS ScalingConfig.MaximumConcurrency: concurrent batches of this source
 
 
 def _functions() -> list[tuple[Function, dict[str, Any]]]:
@@ -234,5 +235,6 @@ def stream_consumers() -> list[Consumer]:
                 max_retries=int(p.get("MaximumRetryAttempts", 3)),
                 on_failure=_ref_target(destination),
                 batching_window=float(p.get("MaximumBatchingWindowInSeconds", 0)),
+                max_concurrency=int((p.get("ScalingConfig") or {}).get("MaximumConcurrency", 1)) if kind == "SQS" else 1,
             ))
     return consumers

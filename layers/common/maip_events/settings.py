@@ -15,8 +15,10 @@ TABLE_DEFAULTS = {
     # Queues: deployed the env holds the queue URL (!Ref), locally the queue name.
     "MAIP_WEBHOOK_QUEUE": "maip-webhook-deliveries",
     "MAIP_WEBHOOK_DLQ": "maip-webhook-dead-letters",
+    "MAIP_WEBHOOK_REPLAY_QUEUE": "maip-webhook-replays",
     "MAIP_STREAMS_TABLE": "maip-log-streams",
-    "MAIP_STREAM_RETRY_QUEUE": "maip-stream-retries",
+    "MAIP_STREAM_QUEUE": "maip-stream-deliveries",
+    "MAIP_DISPATCH_FAILURE_QUEUE": "maip-dispatch-failures",
     "MAIP_STREAM_DLQ": "maip-stream-dead-letters",
     "MAIP_COUNTERS_TABLE": "maip-counts",
     "MAIP_TENANTS_TABLE": "maip-tenant-settings",
@@ -45,16 +47,21 @@ class Settings:
     deliveries_table: str
     webhook_queue: str  # URL or (local) name of the delivery queue
     webhook_dlq: str
+    webhook_replay_queue: str  # URL or (local) name of the replay lane of the delivery function
     webhook_retry_schedule: tuple[int, ...]  # MAIP_WEBHOOK_RETRY_SCHEDULE, seconds, comma-separated
     webhook_timeout: float  # MAIP_WEBHOOK_TIMEOUT, seconds per attempt
     webhook_disable_after: int  # MAIP_WEBHOOK_DISABLE_AFTER, seconds of continuous failure
     webhook_concurrency: int  # MAIP_WEBHOOK_CONCURRENCY, parallel POSTs per delivery batch (= the SQS BatchSize)
     streams_table: str
-    stream_retry_queue: str  # URL or (local) name of the log-stream retry queue
+    stream_queue: str  # URL or (local) name of the log-stream delivery queue (first tries and retries)
     stream_dlq: str
+    dispatch_failure_queue: str  # stream records the dispatcher parked (unreadable) or gave up on
     stream_retry_schedule: tuple[int, ...]  # MAIP_STREAM_RETRY_SCHEDULE, seconds, comma-separated
     stream_timeout: float  # MAIP_STREAM_TIMEOUT, seconds per destination request
     stream_bucket_prefix: str  # MAIP_STREAM_BUCKET_PREFIX: S3 destinations must use buckets named with it (deployed)
+    stream_buckets: str  # MAIP_STREAM_BUCKETS: JSON {tenant or "*": [bucket, ...]}, the S3 buckets each tenant may use
+    fanout_rate: float  # MAIP_FANOUT_RATE: deliveries (webhook messages + events to streams) per second per tenant
+    fanout_burst: float  # MAIP_FANOUT_BURST: how many of them a tenant may queue at once before its are delayed
     export_max_bytes: int  # MAIP_EXPORT_MAX_BYTES: NDJSON bytes per export response (Lambda's limit is 6 MB)
     export_max_events: int  # MAIP_EXPORT_MAX_EVENTS: events per export response
     counters_table: str
@@ -97,16 +104,21 @@ def get_settings() -> Settings:
         deliveries_table=_resource("MAIP_DELIVERIES_TABLE"),
         webhook_queue=_resource("MAIP_WEBHOOK_QUEUE"),
         webhook_dlq=_resource("MAIP_WEBHOOK_DLQ"),
+        webhook_replay_queue=_resource("MAIP_WEBHOOK_REPLAY_QUEUE"),
         webhook_retry_schedule=_seconds("MAIP_WEBHOOK_RETRY_SCHEDULE", WEBHOOK_RETRY_SCHEDULE),
         webhook_timeout=float(_env("MAIP_WEBHOOK_TIMEOUT", "10")),
         webhook_disable_after=int(_env("MAIP_WEBHOOK_DISABLE_AFTER", str(3 * 86400))),
         webhook_concurrency=int(_env("MAIP_WEBHOOK_CONCURRENCY", "50")),
         streams_table=_resource("MAIP_STREAMS_TABLE"),
-        stream_retry_queue=_resource("MAIP_STREAM_RETRY_QUEUE"),
+        stream_queue=_resource("MAIP_STREAM_QUEUE"),
         stream_dlq=_resource("MAIP_STREAM_DLQ"),
+        dispatch_failure_queue=_resource("MAIP_DISPATCH_FAILURE_QUEUE"),
         stream_retry_schedule=_seconds("MAIP_STREAM_RETRY_SCHEDULE", STREAM_RETRY_SCHEDULE),
         stream_timeout=float(_env("MAIP_STREAM_TIMEOUT", "10")),
         stream_bucket_prefix=_env("MAIP_STREAM_BUCKET_PREFIX", ""),
+        stream_buckets=_env("MAIP_STREAM_BUCKETS", ""),
+        fanout_rate=float(_env("MAIP_FANOUT_RATE", "500")),
+        fanout_burst=float(_env("MAIP_FANOUT_BURST", "5000")),
         export_max_bytes=int(_env("MAIP_EXPORT_MAX_BYTES", str(4 * 1024 * 1024))),
         export_max_events=int(_env("MAIP_EXPORT_MAX_EVENTS", "20000")),
         counters_table=_resource("MAIP_COUNTERS_TABLE"),

@@ -3,26 +3,27 @@ hour partition the batch touches). Every record carries its event id (OCSF `meta
 and a batch keeps the same id on every retry, so receivers can de-duplicate."""
 from __future__ import annotations
 
-import base64
 import gzip
 import hashlib
-import hmac
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from maip_events import aws
+from maip_events.http import client, signing
 from maip_events.ids import parse_time
 from maip_events.models.events import StoredEvent
 from maip_events.settings import get_settings
+from maip_events.siem import buckets
 from maip_events.siem.records import line, record
 from maip_events.store.metrics import hour_of
 from maip_events.store.streams import LogStream
-from maip_events.siem import transport
 
 HEC_PATH = "/services/collector/event"
+VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")  # what a credential sent in a header may contain
 DATADOG_PATH = "/api/v2/logs"
 
 
@@ -46,8 +47,15 @@ def _with_path(url: str, path: str) -> str:
 
 
 def _post(url: str, headers: dict[str, str], body: bytes) -> Outcome:
-    result = transport.post(url, headers, body, get_settings().stream_timeout)
+    result = client.post(url, headers, body, get_settings().stream_timeout)
     return Outcome(ok=result.ok, error=result.error, status_code=result.status_code)
+
+
+def _credential(value: object, name: str) -> str:
+    """A header-bound credential as stored; one that is not visible ASCII fails this destination, never the batch."""
+    if not isinstance(value, str) or not VISIBLE_ASCII.fullmatch(value):
+        raise ValueError(f"`{name}` must be visible ASCII (fix it with PATCH)")
+    return value
 
 
 def splunk_hec(stream: LogStream, events: list[StoredEvent], _: str) -> Outcome:
@@ -62,7 +70,7 @@ def splunk_hec(stream: LogStream, events: list[StoredEvent], _: str) -> Outcome:
         obj["event"] = record(event, stream.format)
         objects.append(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
     body = "\n".join(objects).encode()
-    headers = {"authorization": f"Splunk {cfg['token']}", "content-type": "application/json"}
+    headers = {"authorization": f"Splunk {_credential(cfg.get('token'), 'token')}", "content-type": "application/json"}
     return _post(_with_path(cfg["url"], HEC_PATH), headers, body)
 
 
@@ -76,32 +84,24 @@ def datadog(stream: LogStream, events: list[StoredEvent], _: str) -> Outcome:
         entries.append({"ddsource": "maip-events", "ddtags": ",".join(tags), "hostname": "maip-events",
                         "service": cfg.get("service", "maip-events"), "message": line(event, stream.format)})
     body = json.dumps(entries, ensure_ascii=False, separators=(",", ":")).encode()
-    headers = {"dd-api-key": cfg["api_key"], "content-type": "application/json"}
+    headers = {"dd-api-key": _credential(cfg.get("api_key"), "api_key"), "content-type": "application/json"}
     if cfg.get("compress", True):
         body, headers["content-encoding"] = gzip.compress(body, mtime=0), "gzip"
     return _post(_with_path(base, DATADOG_PATH), headers, body)
-
-
-def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
-    """Standard Webhooks signature: `v1,` + base64 HMAC-SHA256 of "{id}.{timestamp}.{body}" keyed by the secret's bytes."""
-    key = base64.b64decode(secret.removeprefix("whsec_"))
-    digest = hmac.new(key, f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode("ascii")
 
 
 def https(stream: LogStream, events: list[StoredEvent], batch: str) -> Outcome:
     """Generic HTTPS: NDJSON body, signed with the Standard Webhooks headers (`webhook-id` = the batch id)."""
     body = "".join(f"{line(e, stream.format)}\n" for e in events).encode()
     timestamp = int(time.time())
-    headers = {"content-type": "application/x-ndjson", "webhook-id": batch, "webhook-timestamp": str(timestamp),
-               "webhook-signature": sign(stream.config["secret"], batch, timestamp, body), "maip-stream-id": stream.stream_id,
-               "maip-event-count": str(len(events))}
+    headers = {"content-type": "application/x-ndjson", **signing.headers([stream.config["secret"]], batch, timestamp, body),
+               "maip-stream-id": stream.stream_id, "maip-event-count": str(len(events))}
     return _post(stream.config["url"], headers, body)
 
 
 def object_key(stream: LogStream, hour: str, batch: str) -> str:
-    """<prefix>tenant=<t>/dt=YYYY-MM-DD/hour=HH/<batch id>.ndjson.gz (Hive-style partitions for Athena/Glue)."""
-    return f"{stream.config.get('prefix', '')}tenant={stream.tenant_id}/dt={hour[:10]}/hour={hour[11:13]}/{batch}.ndjson.gz"
+    """<prefix>tenant=<own id>/dt=YYYY-MM-DD/hour=HH/<batch id>.ndjson.gz (Hive-style partitions for Athena/Glue)."""
+    return buckets.object_key(stream.tenant_id, stream.config.get("prefix", ""), hour, batch)
 
 
 def s3(stream: LogStream, events: list[StoredEvent], batch: str) -> Outcome:
@@ -109,11 +109,18 @@ def s3(stream: LogStream, events: list[StoredEvent], batch: str) -> Outcome:
     by_hour: dict[str, list[StoredEvent]] = {}
     for event in events:
         by_hour.setdefault(hour_of(event.created_at), []).append(event)
-    client = aws.client("s3")
+    bucket = stream.config.get("bucket", "")
+    if problem := buckets.bucket_problem(stream.tenant_id, bucket):  # the operator may have withdrawn it since
+        return Outcome(ok=False, error=f"not sent: bucket {bucket!r} {problem}")
+    try:
+        keys = {hour: object_key(stream, hour, batch) for hour in by_hour}
+    except ValueError as err:
+        return Outcome(ok=False, error=f"not sent: {err}")
+    s3_client = aws.client("s3")
     try:
         for hour, group in sorted(by_hour.items()):
             body = gzip.compress("".join(f"{line(e, stream.format)}\n" for e in group).encode(), mtime=0)
-            client.put_object(Bucket=stream.config["bucket"], Key=object_key(stream, hour, batch), Body=body,
+            s3_client.put_object(Bucket=bucket, Key=keys[hour], Body=body,
                               ContentType="application/x-ndjson", ContentEncoding="gzip")
     except Exception as err:  # botocore ClientError / connection errors: retried like an HTTP failure
         return Outcome(ok=False, error=f"S3 PutObject failed: {type(err).__name__}: {err}"[:500])

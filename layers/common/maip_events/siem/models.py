@@ -9,7 +9,8 @@ from maip_events.models.formats import EventTypePattern, WebhookUrl
 
 StreamType = Literal["splunk_hec", "datadog", "https", "s3"]
 Url = WebhookUrl
-Secret = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+# Credentials sent as HTTP header values: visible ASCII only (no spaces, control characters or non-Latin-1 text).
+Secret = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=r"^[\x21-\x7e]+$")]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Pattern = EventTypePattern
 Description = Annotated[str, StringConstraints(max_length=512)]
@@ -46,8 +47,9 @@ class HttpsConfig(_Config):
 
 class S3Config(_Config):
     bucket: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
-    prefix: Annotated[str, StringConstraints(max_length=256, pattern=r"^[A-Za-z0-9!_.*'()/=-]*$")] = Field(
-        default="", description="Key prefix, e.g. maip/ (objects go to <prefix>tenant=<t>/dt=YYYY-MM-DD/hour=HH/<batch>.ndjson.gz)")
+    prefix: Annotated[str, StringConstraints(max_length=256, pattern=r"^[A-Za-z0-9_./-]*$")] = Field(
+        default="", description="Key prefix of plain path segments ending in '/', e.g. maip/ (objects go to "
+                                "<prefix>tenant=<own id>/dt=YYYY-MM-DD/hour=HH/<batch>.ndjson.gz)")
 
 
 CONFIG_MODELS: dict[str, type[_Config]] = {"splunk_hec": SplunkHecConfig, "datadog": DatadogConfig, "https": HttpsConfig, "s3": S3Config}

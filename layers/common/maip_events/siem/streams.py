@@ -2,29 +2,24 @@
 tenant's stream id is simply not found. URL destinations pass the same SSRF guard as webhooks."""
 from __future__ import annotations
 
-import base64
-import secrets
 from typing import Any
 
 from pydantic import ValidationError
 
 from maip_events.errors import Conflict, InvalidRequest, NotFound
 from maip_events.ids import format_time, new_id, utc_now
-from maip_events.settings import get_settings
+from maip_events.http import guard, signing
+from maip_events.siem import buckets
 from maip_events.siem.models import CONFIG_MODELS, SECRET_FIELDS, CreateStreamRequest, UpdateStreamRequest
 from maip_events.store.streams import COUNTERS, LogStream, StreamStore
-from maip_events.webhooks import guard, matching
+from maip_events.webhooks import matching
 
 STREAM_PREFIX = "maip-str:"
 MAX_PER_TENANT = 20  # bounds the requests one stream batch fans out to
-SECRET_PREFIX = "whsec_"
+new_secret = signing.new_secret
 
 
-def new_secret() -> str:
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
-
-
-def _validated_config(stream_type: str, config: dict[str, Any]) -> dict[str, Any]:
+def _validated_config(tenant_id: str, stream_type: str, config: dict[str, Any]) -> dict[str, Any]:
     try:
         model = CONFIG_MODELS[stream_type].model_validate(config)
     except ValidationError as err:
@@ -38,10 +33,8 @@ def _validated_config(stream_type: str, config: dict[str, Any]) -> dict[str, Any
             except InvalidRequest as err:
                 raise InvalidRequest(f"`config.{name}` is not allowed: {err.message}",
                                      details=[{"field": f"config.{name}", "issue": "refused URL"}]) from None
-    prefix = get_settings().stream_bucket_prefix
-    if stream_type == "s3" and prefix and not clean["bucket"].startswith(prefix):
-        raise InvalidRequest(f"`config.bucket` must start with {prefix!r} (the buckets this deployment may write to).",
-                             details=[{"field": "config.bucket", "issue": f"must start with {prefix}"}])
+    if stream_type == "s3":
+        buckets.check(tenant_id, clean["bucket"], clean.get("prefix", ""))
     return clean
 
 
@@ -68,7 +61,7 @@ def public(stream: LogStream, with_secret: bool = False) -> dict[str, Any]:
 
 def create(tenant_id: str, request: CreateStreamRequest, store: StreamStore | None = None) -> LogStream:
     store = store or StreamStore()
-    config = _validated_config(request.type, request.config)
+    config = _validated_config(tenant_id, request.type, request.config)
     if request.type == "https":
         config["secret"] = new_secret()
     patterns = matching.validate_patterns(request.event_types)
@@ -105,7 +98,7 @@ def update(tenant_id: str, stream_id: str, request: UpdateStreamRequest, store: 
         secret = stream.config.get("secret")
         merged = {k: v for k, v in stream.config.items() if k != "secret"}
         merged.update(request.config or {})
-        stream.config = _validated_config(stream.type, merged)
+        stream.config = _validated_config(tenant_id, stream.type, merged)
         if secret:
             stream.config["secret"] = secret
     if "event_types" in changes:

@@ -1,5 +1,7 @@
 """LogStreamsTable: one partition per tenant holding its log-stream destinations, each with its delivery
-status counters (kept on the same item with atomic ADDs). Also the batched event read the retry path needs."""
+status counters (kept on the same item with atomic ADDs). Keys are bounded by construction: the tenant id
+(<= 128 characters of [A-Za-z0-9._:-], checked at authentication) and a generated `maip-str:<ULID>`; no
+user-supplied text is ever part of a key."""
 from __future__ import annotations
 
 import json
@@ -7,9 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from maip_events import aws
-from maip_events.models.events import StoredEvent
 from maip_events.settings import get_settings
-from maip_events.store.events import EventStore
 from maip_events.store import query_items
 
 COUNTERS = ("delivered_events", "delivered_batches", "failed_attempts", "retried_batches", "dead_lettered_events")
@@ -127,7 +127,3 @@ class StreamStore:
         except self.client.exceptions.ConditionalCheckFailedException:
             pass
 
-
-def get_events(tenant_id: str, event_ids: list[str], client: Any = None) -> list[StoredEvent]:
-    """The stored events with these ids, in the given order; ids that no longer exist (expired) are skipped."""
-    return EventStore(client or aws.dynamodb()).get_many(tenant_id, event_ids)

@@ -1,5 +1,8 @@
 """WebhooksTable (subscriptions, one partition per tenant) and DeliveriesTable (one item per attempt,
-one partition per subscription). Keyed queries only: a tenant's subscriptions are read by its partition."""
+one partition per subscription). Keyed queries only: a tenant's subscriptions are read by its partition.
+Keys are bounded by construction: the tenant id (<= 128 characters of [A-Za-z0-9._:-], checked at
+authentication) and generated ids (`maip-whk:`, `maip-att:` ULIDs); user-supplied text (URLs, descriptions,
+event payloads, agent ids) is only ever an attribute."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,2 +1,3 @@
-"""Webhooks (CONTRACT §8): subscriptions, matching, Standard Webhooks signing, the SSRF guard, and the
-stream -> fanout -> SQS -> delivery pipeline with retries, dead-lettering and auto-disable."""
+"""Webhooks (CONTRACT §8): subscriptions, matching and the delivery pipeline (the dispatcher queues one
+message per event and endpoint; the delivery consumer sends it through maip_events.http, retries,
+dead-letters and auto-disables)."""

@@ -1,6 +1,12 @@
-"""Delivery queue consumer: POSTs each message's event to its subscription, signed, concurrently within a
-batch; records every attempt; schedules the next one with backoff, or dead-letters; disables endpoints
-that keep failing. Returns a partial batch response, so only crashed records come back from SQS."""
+"""Delivery queue consumer (live and replay lanes): POSTs each message's event to its subscription, signed,
+concurrently within a batch; records every attempt; schedules the next one with backoff, or dead-letters
+(status `dead_lettered` in the deliveries log); disables endpoints that keep failing.
+
+Isolation: each message is one (event, endpoint). Whatever an endpoint or a stored subscription does
+(timeouts, refused addresses, a secret that cannot sign) is that message's failed attempt, retried on its own
+schedule; nothing it does fails or delays the other messages of the batch beyond the one request deadline.
+Only an infrastructure error on that one message (e.g. its retry could not be queued) returns it to SQS,
+which redrives it to the dead-letter queue after 5 receives."""
 from __future__ import annotations
 
 import asyncio
@@ -18,7 +24,8 @@ from maip_events import aws
 from maip_events.ids import format_time, new_id, parse_time, utc_now
 from maip_events.settings import get_settings
 from maip_events.store.webhooks import Attempt, DeliveryStore, Subscription, SubscriptionStore
-from maip_events.webhooks import queue, retry, sender, signing
+from maip_events.http import client, signing
+from maip_events.webhooks import queue, retry
 
 logger = Logger(service="maip-events")
 
@@ -39,7 +46,7 @@ def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
         processor = AsyncBatchProcessor(event_type=EventType.SQS)
         response = async_process_partial_response(event=event, record_handler=deliver, processor=processor, context=context)
-    # Successful attempts are logged in bulk; should that fail, the whole batch comes back (at least once).
+    # Successful attempts are logged in bulk, after the fact: a failing log write never re-sends a delivered event.
     batch.flush()
     return response
 
@@ -61,20 +68,32 @@ class DeliveryBatch:
                 keys.add((message.tenant_id, message.webhook_id))
             except Exception:  # noqa: BLE001 - a malformed message fails on its own in deliver()
                 continue
-        self.subs = self.subscriptions.get_many(keys) if keys else {}
+        try:
+            self.subs: dict[tuple[str, str], Subscription] | None = self.subscriptions.get_many(keys) if keys else {}
+        except Exception:  # noqa: BLE001 - read them one by one instead: a failure then fails only its message
+            logger.exception("webhooks: batch read of subscriptions failed")
+            self.subs = None
         self.succeeded: list[Attempt] = []  # written together by flush(); failures are written at once
 
     def flush(self) -> None:
-        self.attempts.record_many(self.succeeded)
-        self.succeeded = []
+        succeeded, self.succeeded = self.succeeded, []
+        try:
+            self.attempts.record_many(succeeded)
+        except Exception:  # noqa: BLE001 - the events were delivered; losing log lines beats delivering twice
+            logger.exception("webhooks: could not log %d successful attempts", len(succeeded))
 
     def deliver(self, body: str) -> str:
-        message = queue.parse(body)
+        try:
+            message = queue.parse(body)
+        except ValueError:  # malformed (pydantic's ValidationError is a ValueError): it can never succeed
+            queue.dead_letter_raw(body)
+            return "malformed"
         now = time.time()
         if message.not_before and message.not_before - now > 1:
-            queue.enqueue([message], delay=message.not_before - now)  # SQS delays at most 15 minutes: wait again
+            queue.enqueue([message], replay=bool(message.replay))  # SQS delays at most 15 minutes: wait again
             return "waiting"
-        sub = self.subs.get((message.tenant_id, message.webhook_id))
+        key = (message.tenant_id, message.webhook_id)
+        sub = self.subs.get(key) if self.subs is not None else self.subscriptions.get(*key)
         if sub is None:
             return "subscription deleted"  # deleting a subscription stops its deliveries
         if sub.status != "enabled":
@@ -86,12 +105,21 @@ class DeliveryBatch:
         previous = sub.previous_secret if (sub.previous_secret_expires_at or 0) > timestamp else None
         return [sub.secret] + ([previous] if previous else [])
 
+    def _send(self, message: queue.DeliveryMessage, sub: Subscription) -> client.Result:
+        started = time.monotonic()
+        try:
+            body = payload(message.event)
+            timestamp = int(time.time())
+            headers = {"content-type": "application/json",
+                       **signing.headers(self._secrets(sub, timestamp), message.event.event_id, timestamp, body)}
+        except Exception as err:  # noqa: BLE001 - e.g. a corrupt stored secret: this endpoint's failure only
+            return client.Result(ok=False, latency_ms=int((time.monotonic() - started) * 1000),
+                                 error=f"not sent: {type(err).__name__}: {err}"[:500])
+        return client.post(sub.url, headers, body, get_settings().webhook_timeout)
+
     def _attempt(self, message: queue.DeliveryMessage, sub: Subscription) -> str:
-        body = payload(message.event)
-        timestamp = int(time.time())
-        headers = signing.headers(self._secrets(sub, timestamp), message.event.event_id, timestamp, body)
         started = utc_now()
-        result = sender.post(sub.url, headers, body, get_settings().webhook_timeout)
+        result = self._send(message, sub)
         attempt = Attempt(
             tenant_id=message.tenant_id, webhook_id=message.webhook_id, attempt_id=new_id(ATTEMPT_PREFIX),
             delivery_id=message.delivery_id, event_id=message.event.event_id, event_type=message.event.event_type,
@@ -127,7 +155,8 @@ class DeliveryBatch:
         attempt.status = "retrying"
         attempt.next_retry_at = format_time(started + timedelta(seconds=delay))
         self.attempts.record(attempt)
-        queue.enqueue([message.model_copy(update={"attempt": message.attempt + 1, "not_before": started.timestamp() + delay})], delay=delay)
+        queue.enqueue([message.model_copy(update={"attempt": message.attempt + 1, "not_before": started.timestamp() + delay})],
+                      delay=delay, replay=bool(message.replay))
         return "retrying"
 
     def _dead_letter(self, message: queue.DeliveryMessage, sub: Subscription, reason: str) -> None:

@@ -10,7 +10,8 @@ from maip_events.ids import format_time, new_id, utc_now
 from maip_events.store import cursor
 from maip_events.store.events import EventStore
 from maip_events.store.webhooks import DeliveryStore, Subscription, SubscriptionStore
-from maip_events.webhooks import guard, matching, queue, signing
+from maip_events.http import guard, signing
+from maip_events.webhooks import matching, queue
 from maip_events.webhooks.models import CreateWebhookRequest, ReplayRequest, UpdateWebhookRequest
 
 WEBHOOK_PREFIX = "maip-whk:"
@@ -111,8 +112,9 @@ def replay(tenant_id: str, webhook_id: str, request: ReplayRequest) -> dict[str,
         if len(messages) == REPLAY_MAX_EVENTS:
             truncated = True
             break
-        messages.append(queue.DeliveryMessage(delivery_id=new_id(DELIVERY_PREFIX), tenant_id=tenant_id, webhook_id=webhook_id, event=event))
+        messages.append(queue.DeliveryMessage(delivery_id=new_id(DELIVERY_PREFIX), tenant_id=tenant_id, webhook_id=webhook_id,
+                                              event=event, replay=True))
     messages.reverse()  # oldest first
-    queue.enqueue(messages)
+    queue.enqueue(messages, replay=True)  # the replay lane: never in front of anyone's live deliveries
     return {"id": webhook_id, "count": len(messages), "truncated": truncated,
             "from": format_time(flt.time_from), "to": format_time(flt.time_to)}

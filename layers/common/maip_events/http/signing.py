@@ -1,11 +1,13 @@
-"""Standard Webhooks signatures (https://www.standardwebhooks.com): `v1,<base64 HMAC-SHA256 of
-"{webhook-id}.{webhook-timestamp}.{body}">`, keyed by the base64 bytes after `whsec_`."""
+"""Standard Webhooks signing (https://www.standardwebhooks.com), the one place for webhooks and https log
+streams: `v1,<base64 HMAC-SHA256 of "{webhook-id}.{webhook-timestamp}.{body}">` keyed by the bytes after
+`whsec_`, computed by the `standardwebhooks` reference library."""
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import secrets
+from datetime import datetime, timezone
+
+from standardwebhooks.webhooks import Webhook
 
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32
@@ -15,13 +17,8 @@ def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode("ascii")
 
 
-def _key(secret: str) -> bytes:
-    return base64.b64decode(secret.removeprefix(SECRET_PREFIX))
-
-
 def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
-    digest = hmac.new(_key(secret), f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode("ascii")
+    return Webhook(secret).sign(message_id, datetime.fromtimestamp(timestamp, timezone.utc), body.decode("utf-8"))
 
 
 def signature_header(secrets_in_use: list[str], message_id: str, timestamp: int, body: bytes) -> str:
@@ -31,7 +28,6 @@ def signature_header(secrets_in_use: list[str], message_id: str, timestamp: int,
 
 def headers(secrets_in_use: list[str], message_id: str, timestamp: int, body: bytes) -> dict[str, str]:
     return {
-        "content-type": "application/json",
         "webhook-id": message_id,
         "webhook-timestamp": str(timestamp),
         "webhook-signature": signature_header(secrets_in_use, message_id, timestamp, body),
