@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.responses import DynamoHandler
 
 from functions.webhooks.app import lambda_handler as webhooks_handler
 from maip_events.siem import streams
@@ -26,14 +27,13 @@ TENANT = "t1"
 def atomic_moto(aws, monkeypatch):
     """One lock around moto's item operations: DynamoDB applies each request atomically; moto alone does not."""
     lock = threading.RLock()
-    for name in ("get_item", "put_item", "update_item", "delete_item"):
-        original = getattr(DynamoDBBackend, name)
+    original = DynamoHandler.call_action
 
-        def locked(self, *args, _original=original, **kwargs):
-            with lock:
-                return _original(self, *args, **kwargs)
+    def locked(self, *args, **kwargs):
+        with lock:
+            return original(self, *args, **kwargs)
 
-        monkeypatch.setattr(DynamoDBBackend, name, locked)
+    monkeypatch.setattr(DynamoHandler, "call_action", locked)
     return aws
 
 
