@@ -39,7 +39,9 @@ class Settings:
     jwt_secret: str | None
     jwt_jwks_url: str | None
     jwt_issuer: str | None
-    jwt_audience: str | None
+    jwt_audience: str | None  # required (for JWKS tokens) whenever jwt_jwks_url is set
+    jwt_jwks_refresh: float  # MAIP_JWT_JWKS_REFRESH: seconds between JWKS refreshes (a removed key dies within it)
+    jwt_jwks_cooldown: float  # MAIP_JWT_JWKS_COOLDOWN: least seconds between two JWKS fetches (unknown kids)
     cursor_secret: str
     local: bool  # the Docker-less local stack: loopback webhook targets allowed, http allowed
     webhooks_table: str
@@ -91,6 +93,8 @@ def get_settings() -> Settings:
         jwt_jwks_url=_env("MAIP_JWT_JWKS_URL"),
         jwt_issuer=_env("MAIP_JWT_ISSUER"),
         jwt_audience=_env("MAIP_JWT_AUDIENCE"),
+        jwt_jwks_refresh=float(_env("MAIP_JWT_JWKS_REFRESH", "300")),
+        jwt_jwks_cooldown=float(_env("MAIP_JWT_JWKS_COOLDOWN", "30")),
         # Deployed stacks always pass CursorSecret; the fallback only serves the local stack and tests.
         cursor_secret=_env("MAIP_CURSOR_SECRET", "maip-local-cursor-secret"),
         local=_env("MAIP_LOCAL", "0") == "1",
