@@ -22,6 +22,7 @@ TABLE_DEFAULTS = {
     "MAIP_COUNTERS_TABLE": "maip-event-counters",
     "MAIP_TENANTS_TABLE": "maip-tenant-settings",
     "MAIP_IDEMPOTENCY_TABLE": "maip-idempotency",
+    "MAIP_QUOTA_TABLE": "maip-quotas",
 }
 
 # Seconds between webhook attempts (jittered): 5 s, then minutes to hours, about 3 days in total.
@@ -65,6 +66,9 @@ class Settings:
     tenants_table: str
     tenant_settings_ttl: float  # MAIP_TENANT_SETTINGS_TTL: seconds a Lambda caches a tenant's retention (0 = read each time)
     idempotency_table: str  # Powertools idempotency records of emit/batch (Idempotency-Key), 24 h TTL
+    quota_table: str  # per-tenant token buckets (request quota, replay budget) and replay holds
+    tenant_quota: str | None  # MAIP_TENANT_QUOTA "rps,burst": each tenant's request quota (unset = none)
+    replay_budget: str  # MAIP_REPLAY_BUDGET "events per hour,burst": events a tenant may replay
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -120,6 +124,9 @@ def get_settings() -> Settings:
         # Cached only inside deployed Lambdas; the local stack and tests see a change at once.
         tenant_settings_ttl=float(_env("MAIP_TENANT_SETTINGS_TTL", "30" if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") and _env("MAIP_LOCAL", "0") != "1" else "0")),
         idempotency_table=_resource("MAIP_IDEMPOTENCY_TABLE"),
+        quota_table=_resource("MAIP_QUOTA_TABLE"),
+        tenant_quota=_env("MAIP_TENANT_QUOTA"),
+        replay_budget=_env("MAIP_REPLAY_BUDGET", "10000,10000"),
     )
 
 

@@ -16,6 +16,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from maip_events.auth import Principal, authenticate, validate_tenant_id
+from maip_events.quota import enforce_request_quota
 from maip_events.errors import (
     ApiError,
     Internal,
@@ -88,6 +89,7 @@ def _authenticate(app: "MaipResolver", next_middleware: Callable) -> Response:
     event = _EVENT.get()
     if event.get("rawPath") not in PUBLIC_PATHS:
         _PRINCIPAL.set(authenticate({k.lower(): v for k, v in (event.get("headers") or {}).items()}))
+        enforce_request_quota(_PRINCIPAL.get().tenant_id)  # per-tenant quota (429), after auth: only a tenant's own keys spend it
     return next_middleware(app)
 
 

@@ -12,6 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from maip_events.api.app import current_principal, json_response, reject_unknown_query
 from maip_events.models.errors import error_responses
+from maip_events.quota.replay import replay_allowance
 from maip_events.webhooks import subscriptions
 from maip_events.webhooks.models import (
     CreateWebhookRequest,
@@ -100,8 +101,13 @@ def list_deliveries(
 
 
 @router.post(f"{BASE}/<webhook_id>/replay", summary="Replay stored events", tags=TAGS,
-             description="Queues a new delivery of every stored event in [from, to] that the webhook matches.",
-             responses={**_ok(202, ReplayAccepted, "Replay queued"), **error_responses(404, 409, 415)})
+             description=("Queues a new delivery of every stored event in [from, to] that the webhook matches: a window of at "
+                          "most 7 days, at most 1,000 events per call (`truncated` when the window held more), one running "
+                          "replay per webhook and a per-tenant budget of replayed events (429 `rate_limited` with Retry-After)."),
+             responses={**_ok(202, ReplayAccepted, "Replay queued"), **error_responses(404, 409, 415, 429)})
 def replay(webhook_id: WebhookId, body: Annotated[ReplayRequest, Body()]):
     principal = current_principal("webhooks:write").require(READS_EVENTS)
-    return json_response(202, subscriptions.replay(principal.tenant_id, webhook_id, body))
+    with replay_allowance(principal.tenant_id, webhook_id, body.time_from, body.time_to) as allowance:
+        accepted = subscriptions.replay(principal.tenant_id, webhook_id, body, max_events=allowance.max_events)
+        allowance.used = accepted["count"]
+    return json_response(202, accepted)

@@ -104,7 +104,7 @@ def deliveries(tenant_id: str, webhook_id: str, limit: int, next_token: str | No
     }
 
 
-def replay(tenant_id: str, webhook_id: str, request: ReplayRequest) -> dict[str, Any]:
+def replay(tenant_id: str, webhook_id: str, request: ReplayRequest, max_events: int = REPLAY_MAX_EVENTS) -> dict[str, Any]:
     """Queues one new delivery per stored event of the window that the subscription matches."""
     sub = get(tenant_id, webhook_id)
     if sub.status != "enabled":
@@ -117,7 +117,7 @@ def replay(tenant_id: str, webhook_id: str, request: ReplayRequest) -> dict[str,
     for event in EventStore().iterate(flt):
         if not matching.matches(event.event_type, sub.event_types):
             continue
-        if len(messages) == REPLAY_MAX_EVENTS:
+        if len(messages) == max_events:
             truncated = True
             break
         messages.append(queue.DeliveryMessage(delivery_id=new_id(DELIVERY_PREFIX), tenant_id=tenant_id, webhook_id=webhook_id, event=event))
