@@ -32,6 +32,14 @@ def _stream(headers):
     return doc["id"]
 
 
+def _an_hour_ago() -> str:
+    from datetime import timedelta
+
+    from maip_events.ids import format_time, utc_now
+
+    return format_time(utc_now() - timedelta(hours=1))
+
+
 def _forbidden(status, doc, scope):
     assert status == 403 and doc["error"]["code"] == "forbidden", doc
     assert {"required_scope": scope} in doc["error"]["details"]
@@ -43,7 +51,7 @@ def test_webhooks_write_alone_cannot_create_replay_or_redirect_a_webhook(admin):
     hook = _hook(admin)
     # When it creates a webhook, replays one, or points one at another URL
     created = invoke(webhooks, "POST", HOOKS, headers=writer, body=HOOK_BODY)
-    replayed = invoke(webhooks, "POST", f"{HOOKS}/{hook}/replay", headers=writer, body={"from": "2024-01-01T00:00:00Z"},
+    replayed = invoke(webhooks, "POST", f"{HOOKS}/{hook}/replay", headers=writer, body={"from": _an_hour_ago()},
                       route=f"{HOOKS}/{{webhook_id}}/replay")
     redirected = invoke(webhooks, "PATCH", f"{HOOKS}/{hook}", headers=writer, body={"url": "https://evil.example.com/x"},
                         route=f"{HOOKS}/{{webhook_id}}")
@@ -62,7 +70,7 @@ def test_webhooks_write_with_events_read_can_create_and_replay(admin):
     both = key_headers("t1", ["webhooks:write", "events:read"])
     # When it creates a webhook and replays it
     hook = _hook(both)
-    status, doc, _ = invoke(webhooks, "POST", f"{HOOKS}/{hook}/replay", headers=both, body={"from": "2024-01-01T00:00:00Z"},
+    status, doc, _ = invoke(webhooks, "POST", f"{HOOKS}/{hook}/replay", headers=both, body={"from": _an_hour_ago()},
                             route=f"{HOOKS}/{{webhook_id}}/replay")
     # Then both are accepted
     assert status == 202 and doc["id"] == hook

@@ -64,17 +64,22 @@ class QuotaStore:
         return Grant(0, per_token * min_tokens)  # lost every race: a busy bucket, try again shortly
 
     def give_back(self, bucket: str, tokens: int, rate: float, now: float) -> None:
-        """Returns unused tokens (a replay that found fewer events than it reserved); never below `now`, so
-        giving back can not create burst beyond the bucket's size."""
+        """Returns unused tokens (a replay that found fewer events than it reserved). The bucket never fills
+        past full: if giving back would move `tat` before `now`, it becomes `now` (full)."""
         if tokens <= 0:
             return
+        dec, floor = tokens / rate, now + tokens / rate
         try:
-            self.client.update_item(TableName=self.table, Key={"bucket": {"S": bucket}},
-                                    UpdateExpression="SET tat = tat - :dec",
-                                    ConditionExpression="tat >= :floor",
-                                    ExpressionAttributeValues={":dec": _n(tokens / rate), ":floor": _n(now + tokens / rate)})
+            self.client.update_item(TableName=self.table, Key={"bucket": {"S": bucket}}, UpdateExpression="SET tat = tat - :dec",
+                                    ConditionExpression="tat >= :floor", ExpressionAttributeValues={":dec": _n(dec), ":floor": _n(floor)})
+            return
         except self.client.exceptions.ConditionalCheckFailedException:
-            pass  # the bucket refilled past those tokens meanwhile: nothing to give back
+            pass
+        try:
+            self.client.update_item(TableName=self.table, Key={"bucket": {"S": bucket}}, UpdateExpression="SET tat = :now",
+                                    ConditionExpression="tat > :now AND tat < :floor", ExpressionAttributeValues={":now": _n(now), ":floor": _n(floor)})
+        except self.client.exceptions.ConditionalCheckFailedException:
+            pass  # already full
 
     def hold(self, name: str, until: float, now: float) -> float:
         """A named exclusive hold (e.g. one running replay per webhook) until `until`; 0.0 if taken, else the
