@@ -27,7 +27,11 @@ def _hook(headers):
 
 
 def _stream(headers):
-    status, doc, _ = invoke(streams, "POST", STREAMS, headers=headers, body=STREAM_BODY)
+    return _stream_of(headers, STREAM_BODY)
+
+
+def _stream_of(headers, body):
+    status, doc, _ = invoke(streams, "POST", STREAMS, headers=headers, body=body)
     assert status == 201, doc
     return doc["id"]
 
@@ -84,6 +88,11 @@ def test_streams_write_alone_cannot_create_or_redirect_a_stream(admin):
     status, doc, _ = invoke(streams, "PATCH", f"{STREAMS}/{stream}", headers=writer, route=f"{STREAMS}/{{stream_id}}",
                             body={"config": {"url": "https://evil.example.com/x"}})
     _forbidden(status, doc, "events:read")
+    # But rotating the destination's credential alone sends nothing new anywhere: streams:write suffices
+    splunk = _stream_of(admin, {"type": "splunk_hec", "config": {"url": "https://splunk.example.com", "token": "old-token-1234"}})
+    status, doc, _ = invoke(streams, "PATCH", f"{STREAMS}/{splunk}", headers=writer, route=f"{STREAMS}/{{stream_id}}",
+                            body={"config": {"token": "new-token-5678"}})
+    assert status == 200 and doc["config"]["token"] == "****5678"
     # With events:read as well, it can
     both = key_headers("t1", ["streams:write", "events:read"])
     assert invoke(streams, "POST", STREAMS, headers=both, body=STREAM_BODY)[0] == 201

@@ -1,7 +1,8 @@
 """/v1/observability/streams: log-stream destinations to SIEMs and storage, with delivery status.
 
 Reads need `streams:read`, changes `streams:write`. A stream sends events to a destination its creator
-chooses, so creating one, or a PATCH of its `config` or `event_types`, needs `events:read` as well."""
+chooses, so creating one, or a PATCH of its `config` (but for a new token/api_key) or `event_types`, needs
+`events:read` as well."""
 from __future__ import annotations
 
 from typing import Annotated
@@ -29,6 +30,7 @@ TAGS = ["Log streams"]
 SCOPE = "streams:write"
 READ_SCOPE = "streams:read"  # an addition to the contract's list (`*` covers it); tokens are masked in reads
 READS_EVENTS = "events:read"
+CREDENTIAL_FIELDS = {"token", "api_key"}  # rotating a destination's credential sends nothing new anywhere
 StreamId = Annotated[str, Path(max_length=64, description="maip-str:<ULID>")]
 
 
@@ -74,7 +76,8 @@ def stream_status(stream_id: StreamId):
               responses={**_ok(200, LogStreamDocument, "The updated log stream"), **error_responses(404, 415)})
 def update_stream(stream_id: StreamId, body: Annotated[UpdateStreamRequest, Body()]):
     principal = current_principal(SCOPE)
-    if body.config is not None or body.event_types is not None:  # redirects or widens what the destination receives
+    # Changing where events go (any config field but a credential) or which events go there is a read of events
+    if body.event_types is not None or set(body.config or {}) - CREDENTIAL_FIELDS:
         principal.require(READS_EVENTS)
     return json_response(200, streams.public(streams.update(principal.tenant_id, stream_id, body)))
 
