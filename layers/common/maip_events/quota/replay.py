@@ -21,7 +21,7 @@ from maip_events.store.quota import QuotaStore
 
 MAX_EVENTS_PER_CALL = 1000
 MAX_WINDOW = timedelta(days=7)
-HOLD_SECONDS = 300.0  # the longest a replay call can hold its webhook's slot (Lambda timeouts are shorter)
+HOLD_SECONDS = 60.0  # longer than WebhooksFunction's 29 s timeout: a crashed call frees its slot within a minute
 
 
 @dataclass
