@@ -18,6 +18,8 @@ from siem_receivers import Receiver, event_id_of
 from support import Ctx, invoke, key_headers
 
 BASE = "/v1/observability/streams"
+# Managing streams: write and read them, and point events at destinations (events:read).
+STREAM_SCOPES = ["streams:write", "streams:read", "events:read"]
 MIX = [("agent.registered", "info", "a1"), ("guardrail.violation", "error", "a2"), ("session.created", "warn", None)]
 
 
@@ -46,7 +48,7 @@ def status_of(headers, stream_id):
 
 
 def test_streams_crud_masks_credentials_and_is_tenant_scoped(local):
-    headers, other = key_headers("t1", ["streams:write"]), key_headers("t2", ["streams:write"])
+    headers, other = key_headers("t1", STREAM_SCOPES), key_headers("t2", STREAM_SCOPES)
     # Given a Splunk stream and an https stream
     splunk = create(headers, type="splunk_hec", config={"url": "http://127.0.0.1:9/", "token": "abcd-efgh-1234-5678"}, event_types=["agent.*"])
     hook = create(headers, type="https", config={"url": "http://127.0.0.1:9/in"}, format="jsonl")
@@ -77,14 +79,14 @@ def test_streams_crud_masks_credentials_and_is_tenant_scoped(local):
     {"type": "https", "config": {"url": "http://127.0.0.1:9"}, "event_types": ["nope.*"]},
 ])
 def test_invalid_streams_are_rejected(local, body):
-    status, doc, _ = invoke(streams_handler, "POST", BASE, headers=key_headers("t1", ["streams:write"]), body=body)
+    status, doc, _ = invoke(streams_handler, "POST", BASE, headers=key_headers("t1", STREAM_SCOPES), body=body)
     assert status == 400 and doc["error"]["code"] == "invalid_request"
 
 
 def test_deployed_rules_refuse_loopback_and_plain_http_and_foreign_buckets(aws, monkeypatch):
     monkeypatch.setenv("MAIP_STREAM_BUCKET_PREFIX", "maip-siem-")
     settings.reset()
-    headers = key_headers("t1", ["streams:write"])
+    headers = key_headers("t1", STREAM_SCOPES)
     for body in ({"type": "https", "config": {"url": "https://127.0.0.1/in"}}, {"type": "https", "config": {"url": "http://example.com/in"}},
                  {"type": "splunk_hec", "config": {"url": "https://169.254.169.254", "token": "t"}},
                  {"type": "s3", "config": {"bucket": "someone-elses-bucket"}}):
@@ -94,7 +96,7 @@ def test_deployed_rules_refuse_loopback_and_plain_http_and_foreign_buckets(aws, 
 
 
 def test_each_destination_gets_one_request_per_batch_in_its_wire_format(local):
-    headers = key_headers("t1", ["streams:write"])
+    headers = key_headers("t1", STREAM_SCOPES)
     with Receiver("splunk_hec", "hec-token") as hec, Receiver("datadog", "dd-key") as dd, Receiver("https") as web:
         # Given one stream of each type for t1 (Splunk only for agent.*) and events of t1 and t2 in one stream batch
         create(headers, type="splunk_hec", config={"url": hec.url, "token": "hec-token", "index": "maip"}, event_types=["agent.*"])
@@ -129,7 +131,7 @@ def test_each_destination_gets_one_request_per_batch_in_its_wire_format(local):
 
 
 def test_a_failing_receiver_gets_everything_exactly_once_after_recovering(local):
-    headers = key_headers("t1", ["streams:write"])
+    headers = key_headers("t1", STREAM_SCOPES)
     with Receiver("splunk_hec", "tok") as hec:
         stream = create(headers, type="splunk_hec", config={"url": hec.url, "token": "tok"})
         # Given a receiver that fails the next request, and two stream batches
@@ -146,7 +148,7 @@ def test_a_failing_receiver_gets_everything_exactly_once_after_recovering(local)
 
 
 def test_a_receiver_that_never_recovers_ends_in_the_dead_letter_queue(local):
-    headers = key_headers("t1", ["streams:write"])
+    headers = key_headers("t1", STREAM_SCOPES)
     with Receiver("datadog", "k") as dd:
         stream = create(headers, type="datadog", config={"api_key": "k", "url": dd.url, "compress": False})
         dd.fail_next = 100

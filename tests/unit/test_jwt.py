@@ -37,7 +37,7 @@ def configured(monkeypatch, jwks_url):
     monkeypatch.setenv("MAIP_JWT_ISSUER", "https://issuer.test")
     monkeypatch.setenv("MAIP_JWT_AUDIENCE", "maip-events")
     settings.reset()
-    jwt_auth._jwks_client.cache_clear()
+    jwt_auth._jwks_cache.cache_clear()
     yield
     settings.reset()
 
@@ -116,3 +116,137 @@ def test_hs256_is_refused_when_only_jwks_is_configured(configured, monkeypatch):
     settings.reset()
     with pytest.raises(jwt_auth.InvalidToken):
         jwt_auth.verify(jwt.encode(claims(), "s3cret-for-hs256-tests-0123456789abcdef", algorithm="HS256"))
+
+
+class RotatingJwks:
+    """A JWKS served from 127.0.0.1 whose keys the test changes, counting the fetches it answers."""
+
+    def __init__(self, *keys: dict):
+        self.keys, self.fetches = list(keys), 0
+
+    def __enter__(self) -> str:
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+        import threading
+
+        jwks = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                jwks.fetches += 1
+                body = json.dumps({"keys": jwks.keys}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_port}/jwks.json"
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_key_removed_from_the_jwks_stops_verifying_after_the_refresh_period():
+    new_key = rsa.generate_private_key(65537, 2048)
+    jwks = RotatingJwks(_jwk(RSA_KEY, "old", "RS256"))
+    with jwks as url:
+        clock = Clock()
+        cache = jwt_auth.JwksCache(url, refresh=300, cooldown=30, clock=clock)
+        # Given the old key is cached
+        assert cache.key("old").key_id == "old"
+        # When the identity provider rotates: the new key is added and the old one removed
+        jwks.keys = [_jwk(new_key, "new", "RS256")]
+        # Then a token with the new kid verifies at once (an unknown kid refreshes, the cooldown has passed)
+        clock.now += 31
+        assert cache.key("new").key_id == "new"
+        # And the old kid is refused from that refresh on
+        with pytest.raises(jwt_auth.InvalidToken):
+            cache.key("old")
+        assert jwks.fetches == 2
+
+
+def test_a_removed_key_dies_within_the_refresh_period_even_without_unknown_kids():
+    jwks = RotatingJwks(_jwk(RSA_KEY, "old", "RS256"))
+    with jwks as url:
+        clock = Clock()
+        cache = jwt_auth.JwksCache(url, refresh=300, cooldown=30, clock=clock)
+        assert cache.key("old")
+        jwks.keys = []  # every key withdrawn
+        clock.now += 299
+        assert cache.key("old")  # still inside the refresh period: the cache is not refetched
+        clock.now += 1
+        with pytest.raises(jwt_auth.InvalidToken):
+            cache.key("old")  # the scheduled refresh sees the empty set
+        assert jwks.fetches == 2
+
+
+def test_a_flood_of_unknown_kids_fetches_the_jwks_at_most_once_per_cooldown():
+    jwks = RotatingJwks(_jwk(RSA_KEY, "rsa-1", "RS256"))
+    with jwks as url:
+        clock = Clock()
+        cache = jwt_auth.JwksCache(url, refresh=300, cooldown=30, clock=clock)
+        cache.key("rsa-1")
+        # When 1,000 tokens with random kids arrive over 61 seconds
+        for i in range(1000):
+            clock.now += 0.061
+            with pytest.raises(jwt_auth.InvalidToken):
+                cache.key(f"random-{i}")
+        # Then the JWKS was fetched once per 30 s cooldown (2) besides the first fetch, and the real key still works
+        assert jwks.fetches == 3
+        assert cache.key("rsa-1").key_id == "rsa-1"
+
+
+def test_verify_accepts_a_rotated_key_and_refuses_the_removed_one(monkeypatch):
+    new_key = rsa.generate_private_key(65537, 2048)
+    jwks = RotatingJwks(_jwk(RSA_KEY, "k1", "RS256"))
+    with jwks as url:
+        monkeypatch.setenv("MAIP_JWT_JWKS_URL", url)
+        monkeypatch.setenv("MAIP_JWT_AUDIENCE", "maip-events")
+        monkeypatch.setenv("MAIP_JWT_ISSUER", "https://issuer.test")
+        monkeypatch.setenv("MAIP_JWT_JWKS_COOLDOWN", "0")
+        settings.reset()
+        jwt_auth._jwks_cache.cache_clear()
+        try:
+            old_token = jwt.encode(claims(), RSA_KEY, "RS256", headers={"kid": "k1"})
+            assert jwt_auth.verify(old_token)["sub"] == "svc-a"
+            jwks.keys = [_jwk(new_key, "k2", "RS256")]
+            # The new key verifies at once (unknown kid), and that refresh withdrew the old one
+            assert jwt_auth.verify(jwt.encode(claims(), new_key, "RS256", headers={"kid": "k2"}))["sub"] == "svc-a"
+            with pytest.raises(jwt_auth.InvalidToken):
+                jwt_auth.verify(old_token)
+        finally:
+            settings.reset()
+            jwt_auth._jwks_cache.cache_clear()
+
+
+def test_a_jwks_without_an_audience_refuses_jwks_tokens_and_says_why(configured, monkeypatch, caplog):
+    # Given a JWKS URL but no MAIP_JWT_AUDIENCE
+    monkeypatch.delenv("MAIP_JWT_AUDIENCE")
+    settings.reset()
+    # When a validly signed RS256 token arrives (its aud would match any audience)
+    token = jwt.encode(claims(), RSA_KEY, "RS256", headers={"kid": "rsa-1"})
+    # Then it is refused, and the log names the missing setting
+    with caplog.at_level("ERROR"), pytest.raises(jwt_auth.InvalidToken):
+        jwt_auth.verify(token)
+    assert "MAIP_JWT_AUDIENCE" in caplog.text
+    # And HS256 tokens, verified with our own secret, are unaffected
+    assert jwt_auth.verify(jwt.encode(claims(), "s3cret-for-hs256-tests-0123456789abcdef", algorithm="HS256"))["tenant_id"] == "t1"
+
+
+def test_with_an_audience_configured_a_token_without_aud_is_refused(configured):
+    token = jwt.encode({k: v for k, v in claims().items() if k != "aud"}, RSA_KEY, "RS256", headers={"kid": "rsa-1"})
+    with pytest.raises(jwt_auth.InvalidToken):
+        jwt_auth.verify(token)

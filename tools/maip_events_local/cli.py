@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="action", required=True)
     create = keys.add_parser("create", help="create an API key (the secret is shown once)")
     create.add_argument("--tenant", required=True)
-    create.add_argument("--scopes", required=True, help="comma-separated, e.g. events:write,events:read or *")
+    create.add_argument("--scopes", required=True, help="comma-separated from events:write, events:read, webhooks:write, webhooks:read, metrics:read, "
+                        "streams:write, streams:read, or * (all)")
     create.add_argument("--name")
     listing = keys.add_parser("list", help="list a tenant's keys (never the secrets)")
     listing.add_argument("--tenant", required=True)

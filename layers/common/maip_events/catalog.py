@@ -18,6 +18,6 @@ NAMESPACES = frozenset(t.split(".", 1)[0] for t in EVENT_TYPES)
 SEVERITIES = ("info", "warn", "error")
 
 SCOPES: tuple[str, ...] = (
-    "events:write", "events:read", "webhooks:write", "webhooks:read", "metrics:read", "streams:write",
+    "events:write", "events:read", "webhooks:write", "webhooks:read", "metrics:read", "streams:write", "streams:read",
 )
 ALL_SCOPES = "*"

@@ -23,6 +23,7 @@ TABLE_DEFAULTS = {
     "MAIP_COUNTERS_TABLE": "maip-counts",
     "MAIP_TENANTS_TABLE": "maip-tenant-settings",
     "MAIP_IDEMPOTENCY_TABLE": "maip-idempotency",
+    "MAIP_QUOTA_TABLE": "maip-quotas",
 }
 
 # Seconds between webhook attempts (jittered): 5 s, then minutes to hours, about 3 days in total.
@@ -40,7 +41,9 @@ class Settings:
     jwt_secret: str | None
     jwt_jwks_url: str | None
     jwt_issuer: str | None
-    jwt_audience: str | None
+    jwt_audience: str | None  # required (for JWKS tokens) whenever jwt_jwks_url is set
+    jwt_jwks_refresh: float  # MAIP_JWT_JWKS_REFRESH: seconds between JWKS refreshes (a removed key dies within it)
+    jwt_jwks_cooldown: float  # MAIP_JWT_JWKS_COOLDOWN: least seconds between two JWKS fetches (unknown kids)
     cursor_secret: str
     local: bool  # the Docker-less local stack: loopback webhook targets allowed, http allowed
     webhooks_table: str
@@ -69,6 +72,9 @@ class Settings:
     tenant_settings_ttl: float  # MAIP_TENANT_SETTINGS_TTL: seconds a Lambda caches a tenant's retention (0 = read each time)
     idempotency_table: str  # idempotency records of emit/batch (Idempotency-Key), 24 h TTL
     api_key_cache_ttl: float  # MAIP_API_KEY_CACHE_TTL: seconds a Lambda caches an active API key (bounds revocation delay)
+    quota_table: str  # per-tenant token buckets (request quota, replay budget) and replay holds
+    tenant_quota: str | None  # MAIP_TENANT_QUOTA "rps,burst": each tenant's request quota (unset = none)
+    replay_budget: str  # MAIP_REPLAY_BUDGET "events per hour,burst": events a tenant may replay
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -97,6 +103,8 @@ def get_settings() -> Settings:
         jwt_jwks_url=_env("MAIP_JWT_JWKS_URL"),
         jwt_issuer=_env("MAIP_JWT_ISSUER"),
         jwt_audience=_env("MAIP_JWT_AUDIENCE"),
+        jwt_jwks_refresh=float(_env("MAIP_JWT_JWKS_REFRESH", "300")),
+        jwt_jwks_cooldown=float(_env("MAIP_JWT_JWKS_COOLDOWN", "30")),
         # Deployed stacks always pass CursorSecret; the fallback only serves the local stack and tests.
         cursor_secret=_env("MAIP_CURSOR_SECRET", "maip-local-cursor-secret"),
         local=_env("MAIP_LOCAL", "0") == "1",
@@ -128,6 +136,9 @@ def get_settings() -> Settings:
         idempotency_table=_resource("MAIP_IDEMPOTENCY_TABLE"),
         # Deployed: a revoked key stops working within this many seconds; locally (and in tests) at once.
         api_key_cache_ttl=float(_env("MAIP_API_KEY_CACHE_TTL", "5" if _in_lambda() else "0")),
+        quota_table=_resource("MAIP_QUOTA_TABLE"),
+        tenant_quota=_env("MAIP_TENANT_QUOTA"),
+        replay_budget=_env("MAIP_REPLAY_BUDGET", "10000,10000"),
     )
 
 

@@ -15,6 +15,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from maip_events.auth import Principal, authenticate, validate_tenant_id
+from maip_events.quota import enforce_request_quota
 from maip_events.errors import (
     ApiError,
     Internal,
@@ -32,36 +33,38 @@ PUBLIC_PATHS = frozenset({"/v1/openapi.json", "/v1/docs"})
 MAX_BODY_BYTES = 1024 * 1024  # single-resource bodies; the batch endpoint raises its own cap
 # Per-path caps: a batch of 100 events with 16 KiB metadata each needs ~1.7 MB; Lambda's payload limit is 6 MB.
 BODY_LIMITS = {"/v1/observability/events:batch": 6 * 1024 * 1024}
-# The scope each protected operation needs (CONTRACT §3), checked before the body is looked at so that a caller
-# without it gets 403 whatever it sent. Handlers still call current_principal(scope), which must name the same
-# scope (a mismatch is a wiring bug and answers 500), so this table cannot drift silently from the handlers.
-ROUTE_SCOPES = {
-    "POST /v1/observability/events": "events:write",
-    "POST /v1/observability/events:batch": "events:write",
-    "GET /v1/observability/events": "events:read",
-    "GET /v1/observability/events/export": "events:read",
-    "GET /v1/observability/metrics": "metrics:read",
-    "POST /v1/observability/webhooks": "webhooks:write",
-    "GET /v1/observability/webhooks": "webhooks:read",
-    "GET /v1/observability/webhooks/{webhook_id}": "webhooks:read",
-    "PATCH /v1/observability/webhooks/{webhook_id}": "webhooks:write",
-    "DELETE /v1/observability/webhooks/{webhook_id}": "webhooks:write",
-    "POST /v1/observability/webhooks/{webhook_id}/rotate-secret": "webhooks:write",
-    "GET /v1/observability/webhooks/{webhook_id}/deliveries": "webhooks:read",
-    "POST /v1/observability/webhooks/{webhook_id}/replay": "webhooks:write",
-    "POST /v1/observability/streams": "streams:write",
-    "GET /v1/observability/streams": "streams:write",
-    "GET /v1/observability/streams/{stream_id}": "streams:write",
-    "GET /v1/observability/streams/{stream_id}/status": "streams:write",
-    "PATCH /v1/observability/streams/{stream_id}": "streams:write",
-    "DELETE /v1/observability/streams/{stream_id}": "streams:write",
+# The scopes each protected operation needs (CONTRACT §3), checked before the body is looked at so that a caller
+# without it gets 403 whatever it sent. Handlers still call current_principal(scope), which must name one of
+# them (a mismatch is a wiring bug and answers 500), so this table cannot drift silently from the handlers.
+W, R = "events:write", "events:read"
+ROUTE_SCOPES: dict[str, tuple[str, ...]] = {
+    "POST /v1/observability/events": (W,),
+    "POST /v1/observability/events:batch": (W,),
+    "GET /v1/observability/events": (R,),
+    "GET /v1/observability/events/export": (R,),
+    "GET /v1/observability/metrics": ("metrics:read",),
+    # Creating a destination or replaying sends past events to a URL the caller chooses: a read of events too.
+    "POST /v1/observability/webhooks": ("webhooks:write", R),
+    "GET /v1/observability/webhooks": ("webhooks:read",),
+    "GET /v1/observability/webhooks/{webhook_id}": ("webhooks:read",),
+    "PATCH /v1/observability/webhooks/{webhook_id}": ("webhooks:write",),  # + events:read to redirect (handler)
+    "DELETE /v1/observability/webhooks/{webhook_id}": ("webhooks:write",),
+    "POST /v1/observability/webhooks/{webhook_id}/rotate-secret": ("webhooks:write",),
+    "GET /v1/observability/webhooks/{webhook_id}/deliveries": ("webhooks:read",),
+    "POST /v1/observability/webhooks/{webhook_id}/replay": ("webhooks:write", R),
+    "POST /v1/observability/streams": ("streams:write", R),
+    "GET /v1/observability/streams": ("streams:read",),
+    "GET /v1/observability/streams/{stream_id}": ("streams:read",),
+    "GET /v1/observability/streams/{stream_id}/status": ("streams:read",),
+    "PATCH /v1/observability/streams/{stream_id}": ("streams:write",),  # + events:read to redirect (handler)
+    "DELETE /v1/observability/streams/{stream_id}": ("streams:write",),
 }
 # The caller of the request being resolved and the scope checked for it. ContextVars, not the router context:
 # one router may be included in several apps (every function of the local stack lives in one process).
 # Powertools keeps the current event on class attributes, so a process resolves one request at a time, like a
 # Lambda container; the local stack gets concurrency from a pool of worker processes (maip_events_local.workers).
 _PRINCIPAL: ContextVar[Principal | None] = ContextVar("maip_principal", default=None)
-_SCOPE: ContextVar[str | None] = ContextVar("maip_scope", default=None)
+_SCOPE: ContextVar[tuple[str, ...]] = ContextVar("maip_scope", default=())
 _EVENT: ContextVar[dict[str, Any]] = ContextVar("maip_event", default={})
 
 
@@ -88,22 +91,22 @@ def _decode_body(event: dict[str, Any]) -> None:
         event["isBase64Encoded"] = False
 
 
-def _authorize(event: dict[str, Any], headers: dict[str, str], route: Route | None) -> tuple[Principal | None, str | None]:
+def _authorize(event: dict[str, Any], headers: dict[str, str], route: Route | None) -> tuple[Principal | None, tuple[str, ...]]:
     """Who calls and whether it may call this operation, decided before anything about the body: a bad or missing
     credential is a 401 and a missing scope a 403 whatever was sent, so an unauthenticated caller learns nothing
     about the schema. The price: an API-key lookup (a DynamoDB read, cached per key) for requests that are then
     rejected for their body; a malformed body still never causes a write."""
     if event.get("rawPath") in PUBLIC_PATHS:
-        return None, None
+        return None, ()
     # No credential at all is a 401 before any header check: an unauthenticated caller learns nothing more.
     if not headers.get("x-api-key") and not headers.get("authorization"):
         raise Unauthorized("Send an X-API-Key header or an Authorization: Bearer token.")
     validate_tenant_id(headers.get("x-tenant-id"))
     principal = authenticate(headers)
-    scope = ROUTE_SCOPES.get(f"{route.method} {route.openapi_path}") if route else None
-    if scope:
-        principal.require(scope)
-    return principal, scope
+    scopes = ROUTE_SCOPES.get(f"{route.method} {route.openapi_path}", ()) if route else ()
+    principal.require(*scopes)
+    enforce_request_quota(principal.tenant_id)  # 429 per tenant, after auth: only a tenant's own keys spend it
+    return principal, scopes
 
 
 def _check_body(event: dict[str, Any], headers: dict[str, str], route: Route | None) -> None:
@@ -170,7 +173,7 @@ class MaipResolver(APIGatewayHttpResolver):
 def current_principal(scope: str) -> Principal:
     """The authenticated caller, after checking it holds `scope` (403 otherwise)."""
     principal, checked = _PRINCIPAL.get(), _SCOPE.get()
-    if principal is None or (checked is not None and checked != scope):
+    if principal is None or scope not in checked:
         # Only public routes run without a principal, and ROUTE_SCOPES must name the handler's scope: a wiring bug.
         logger.error("route scope mismatch or no principal", extra={"handler_scope": scope, "route_scope": checked})
         raise Internal()

@@ -1,4 +1,7 @@
-"""/v1/observability/webhooks: subscriptions (webhooks:write / webhooks:read), their delivery log and replay."""
+"""/v1/observability/webhooks: subscriptions (webhooks:write / webhooks:read), their delivery log and replay.
+
+A webhook sends events to a URL its creator chooses, so whatever points events at a URL (create, a PATCH of
+`url` or `event_types`, replay) is a read of events too and needs `events:read` besides `webhooks:write`."""
 from __future__ import annotations
 
 from typing import Annotated, Literal, Optional
@@ -9,6 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from maip_events.api.app import current_principal, json_response, reject_unknown_query
 from maip_events.models.errors import error_responses
+from maip_events.quota.replay import replay_allowance
 from maip_events.webhooks import subscriptions
 from maip_events.webhooks.models import (
     CreateWebhookRequest,
@@ -25,6 +29,7 @@ router = Router()
 
 BASE = "/v1/observability/webhooks"
 TAGS = ["Webhooks"]
+READS_EVENTS = "events:read"
 WebhookId = Annotated[str, Path(max_length=64, description="maip-whk:<ULID>")]
 
 
@@ -36,7 +41,7 @@ def _ok(status: int, model: type, description: str) -> dict:
              description="Subscribes a URL to event types. The `secret` (Standard Webhooks `whsec_`) is returned here and by rotate-secret only.",
              responses={**_ok(201, WebhookWithSecret, "Webhook created"), **error_responses(409, 415)})
 def create_webhook(body: Annotated[CreateWebhookRequest, Body()]):
-    principal = current_principal("webhooks:write")
+    principal = current_principal("webhooks:write").require(READS_EVENTS)
     return json_response(201, subscriptions.create(principal.tenant_id, body).public(with_secret=True))
 
 
@@ -58,6 +63,8 @@ def get_webhook(webhook_id: WebhookId):
               responses={**_ok(200, Webhook, "The updated webhook"), **error_responses(404, 415)})
 def update_webhook(webhook_id: WebhookId, body: Annotated[UpdateWebhookRequest, Body()]):
     principal = current_principal("webhooks:write")
+    if body.url is not None or body.event_types is not None:  # redirects or widens what the URL receives
+        principal.require(READS_EVENTS)
     return json_response(200, subscriptions.update(principal.tenant_id, webhook_id, body).public())
 
 
@@ -94,8 +101,13 @@ def list_deliveries(
 
 
 @router.post(f"{BASE}/<webhook_id>/replay", summary="Replay stored events", tags=TAGS,
-             description="Queues a new delivery of every stored event in [from, to] that the webhook matches.",
-             responses={**_ok(202, ReplayAccepted, "Replay queued"), **error_responses(404, 409, 415)})
+             description=("Queues a new delivery of every stored event in [from, to] that the webhook matches: a window of at "
+                          "most 7 days, at most 1,000 events per call (`truncated` when the window held more), one running "
+                          "replay per webhook and a per-tenant budget of replayed events (429 `rate_limited` with Retry-After)."),
+             responses={**_ok(202, ReplayAccepted, "Replay queued"), **error_responses(404, 409, 415, 429)})
 def replay(webhook_id: WebhookId, body: Annotated[ReplayRequest, Body()]):
-    principal = current_principal("webhooks:write")
-    return json_response(202, subscriptions.replay(principal.tenant_id, webhook_id, body))
+    principal = current_principal("webhooks:write").require(READS_EVENTS)
+    with replay_allowance(principal.tenant_id, webhook_id, body.time_from, body.time_to) as allowance:
+        accepted = subscriptions.replay(principal.tenant_id, webhook_id, body, max_events=allowance.max_events)
+        allowance.used = accepted["count"]
+    return json_response(202, accepted)

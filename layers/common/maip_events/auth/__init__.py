@@ -17,9 +17,14 @@ class Principal:
     scopes: frozenset[str]
     subject: str  # key id or JWT `sub`, for logs; never a secret
 
-    def require(self, scope: str) -> "Principal":
-        if ALL_SCOPES not in self.scopes and scope not in self.scopes:
-            raise Forbidden(f"The credential lacks the `{scope}` scope.", details=[{"required_scope": scope}])
+    def require(self, *scopes: str) -> "Principal":
+        """Checks the caller holds every one of `scopes` (`*` holds all); 403 names the missing ones."""
+        if ALL_SCOPES in self.scopes:
+            return self
+        missing = [scope for scope in scopes if scope not in self.scopes]
+        if missing:
+            raise Forbidden(f"The credential lacks the {', '.join(f'`{s}`' for s in missing)} scope{'s' if len(missing) > 1 else ''}.",
+                            details=[{"required_scope": scope} for scope in missing])
         return self
 
 

@@ -87,32 +87,37 @@ def list_all(tenant_id: str, store: StreamStore | None = None) -> list[LogStream
 
 
 def update(tenant_id: str, stream_id: str, request: UpdateStreamRequest, store: StreamStore | None = None) -> LogStream:
-    store = store or StreamStore()
-    stream = get(tenant_id, stream_id, store)
+    """Writes only the attributes sent, conditioned on the version read (config fields merge into the stored
+    config), so concurrent PATCHes never lose each other's changes and delivery counters are never touched."""
     changes = request.model_dump(exclude_unset=True)
-    if changes.get("config") is not None:
-        foreign = sorted(set(request.config) - set(CONFIG_MODELS[stream.type].model_fields))
-        if foreign:  # schema-valid settings of another stream type: they conflict with this stream's type
-            raise Conflict(f"This is a {stream.type} stream; `config` may only change its settings.",
-                           details=[{"field": f"config.{name}", "issue": f"not a {stream.type} setting"} for name in foreign])
-        secret = stream.config.get("secret")
-        merged = {k: v for k, v in stream.config.items() if k != "secret"}
-        merged.update(request.config or {})
-        stream.config = _validated_config(tenant_id, stream.type, merged)
-        if secret:
-            stream.config["secret"] = secret
-    if "event_types" in changes:
-        stream.event_types = matching.validate_patterns(request.event_types or [])
-    if request.format is not None:
-        stream.format = request.format
-    if request.status is not None:
-        stream.status = request.status
-    if "description" in changes:
-        stream.description = request.description
-    stream.updated_at = format_time(utc_now())
-    if not store.update_settings(stream):
+
+    def change(stream: LogStream) -> dict[str, Any]:
+        attributes: dict[str, Any] = {"updated_at": format_time(utc_now())}
+        if changes.get("config") is not None:
+            foreign = sorted(set(request.config) - set(CONFIG_MODELS[stream.type].model_fields))
+            if foreign:  # schema-valid settings of another stream type: they conflict with this stream's type
+                raise Conflict(f"This is a {stream.type} stream; `config` may only change its settings.",
+                               details=[{"field": f"config.{name}", "issue": f"not a {stream.type} setting"} for name in foreign])
+            secret = stream.config.get("secret")
+            merged = {k: v for k, v in stream.config.items() if k != "secret"}
+            merged.update(request.config or {})
+            attributes["config"] = _validated_config(tenant_id, stream.type, merged)
+            if secret:
+                attributes["config"]["secret"] = secret
+        if "event_types" in changes:
+            attributes["event_types"] = matching.validate_patterns(request.event_types or [])
+        if request.format is not None:
+            attributes["format"] = request.format
+        if request.status is not None:
+            attributes["status"] = request.status
+        if "description" in changes:
+            attributes["description"] = request.description
+        return attributes
+
+    stream = (store or StreamStore()).modify(tenant_id, stream_id, change) if stream_id.startswith(STREAM_PREFIX) else None
+    if stream is None:
         raise NotFound(f"No log stream {stream_id}.")
-    return get(tenant_id, stream_id, store)
+    return stream
 
 
 def delete(tenant_id: str, stream_id: str, store: StreamStore | None = None) -> None:

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from maip_events import aws
 from maip_events.settings import get_settings
 from maip_events.store import query_items
+from maip_events.store.versioned import VersionedItems, version_of
 
 COUNTERS = ("delivered_events", "delivered_batches", "failed_attempts", "retried_batches", "dead_lettered_events")
 
@@ -31,6 +32,7 @@ class LogStream:
     last_success_at: str | None = None
     last_error_at: str | None = None
     last_error: str | None = None
+    version: int = 0  # bumped by every API change (PATCH); not by the delivery path's counters and status
 
 
 def _item(stream: LogStream) -> dict[str, Any]:
@@ -44,6 +46,7 @@ def _item(stream: LogStream) -> dict[str, Any]:
         "status": {"S": stream.status},
         "created_at": {"S": stream.created_at},
         "updated_at": {"S": stream.updated_at},
+        "version": {"N": str(max(stream.version, 1))},
     }
     if stream.description is not None:
         item["description"] = {"S": stream.description}
@@ -61,6 +64,7 @@ def _from(item: dict[str, Any]) -> LogStream:
         updated_at=item["updated_at"]["S"], description=text("description"),
         counters={name: int(item[name]["N"]) if name in item else 0 for name in COUNTERS},
         last_success_at=text("last_success_at"), last_error_at=text("last_error_at"), last_error=text("last_error"),
+        version=version_of(item),
     )
 
 
@@ -75,21 +79,20 @@ class StreamStore:
     def put(self, stream: LogStream) -> None:
         self.client.put_item(TableName=self.table, Item=_item(stream), ConditionExpression="attribute_not_exists(stream_id)")
 
-    def update_settings(self, stream: LogStream) -> bool:
-        """Writes the editable attributes only, so concurrent status counter updates are never overwritten."""
-        names = {"#type": "type", "#config": "config", "#event_types": "event_types", "#format": "format",
-                 "#status": "status", "#updated_at": "updated_at", "#description": "description"}
-        item = _item(stream)
-        values = {f":{n[1:]}": item[n[1:]] for n in names if n[1:] in item}
-        sets = ", ".join(f"{n} = :{n[1:]}" for n in names if n[1:] in item)
-        expression = f"SET {sets}" + ("" if "description" in item else " REMOVE #description")
-        try:
-            self.client.update_item(TableName=self.table, Key=self._key(stream.tenant_id, stream.stream_id),
-                                    UpdateExpression=expression, ExpressionAttributeNames=names,
-                                    ExpressionAttributeValues=values, ConditionExpression="attribute_exists(stream_id)")
-            return True
-        except self.client.exceptions.ConditionalCheckFailedException:
-            return False
+    def modify(self, tenant_id: str, stream_id: str, change: Callable[[LogStream], dict[str, Any]]) -> LogStream | None:
+        """Applies `change(current) -> {attribute: value or None to remove}` (a `config` dict is stored as JSON) as a
+        versioned conditional update touching only those attributes, so the delivery path's counters and status
+        writes are never overwritten; None when the stream does not exist."""
+        def read(key: dict[str, Any]) -> dict[str, Any] | None:
+            return self.client.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
+
+        def stored(current: LogStream) -> dict[str, Any]:
+            changes = change(current)
+            if isinstance(changes.get("config"), dict):
+                changes["config"] = json.dumps(changes["config"], separators=(",", ":"))
+            return changes
+
+        return VersionedItems(self.client, self.table, read, _from).modify(self._key(tenant_id, stream_id), stored, "log stream")
 
     def get(self, tenant_id: str, stream_id: str) -> LogStream | None:
         item = self.client.get_item(TableName=self.table, Key=self._key(tenant_id, stream_id), ConsistentRead=True).get("Item")

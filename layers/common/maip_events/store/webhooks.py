@@ -6,11 +6,12 @@ event payloads, agent ids) is only ever an attribute."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from maip_events import aws
 from maip_events.settings import get_settings
 from maip_events.store import query_items
+from maip_events.store.versioned import VersionedItems, version_of
 
 DELIVERY_RETENTION_DAYS = 30
 
@@ -30,6 +31,7 @@ class Subscription:
     previous_secret_expires_at: int | None = None  # epoch seconds; both signatures are sent until then
     failing_since: str | None = None  # first failed attempt since the last success
     disabled_reason: str | None = None
+    version: int = 0  # bumped by every API change (PATCH, rotation); not by the delivery path's status writes
 
     def public(self, with_secret: bool = False) -> dict[str, Any]:
         doc = {
@@ -57,6 +59,7 @@ def _sub_item(sub: Subscription) -> dict[str, Any]:
         "secret": {"S": sub.secret},
         "created_at": {"S": sub.created_at},
         "updated_at": {"S": sub.updated_at},
+        "version": {"N": str(sub.version)},
     }
     for name in ("description", "previous_secret", "failing_since", "disabled_reason"):
         if getattr(sub, name) is not None:
@@ -84,6 +87,7 @@ def _sub_from(item: dict[str, Any]) -> Subscription:
         previous_secret_expires_at=int(item["previous_secret_expires_at"]["N"]) if "previous_secret_expires_at" in item else None,
         failing_since=text("failing_since"),
         disabled_reason=text("disabled_reason"),
+        version=version_of(item),
     )
 
 
@@ -96,15 +100,16 @@ class SubscriptionStore:
         return {"tenant_id": {"S": tenant_id}, "webhook_id": {"S": webhook_id}}
 
     def put(self, sub: Subscription) -> None:
+        sub.version = max(sub.version, 1)
         self.client.put_item(TableName=self.table, Item=_sub_item(sub), ConditionExpression="attribute_not_exists(webhook_id)")
 
-    def replace(self, sub: Subscription) -> bool:
-        """Overwrite an existing subscription; False when it was deleted meanwhile."""
-        try:
-            self.client.put_item(TableName=self.table, Item=_sub_item(sub), ConditionExpression="attribute_exists(webhook_id)")
-        except self.client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+    def modify(self, tenant_id: str, webhook_id: str, change: Callable[[Subscription], dict[str, Any]]) -> Subscription | None:
+        """Applies `change(current) -> {attribute: value or None to remove}` as a versioned conditional update
+        that touches only those attributes (store.versioned); None when the subscription does not exist."""
+        def read(key: dict[str, Any]) -> dict[str, Any] | None:
+            return self.client.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
+
+        return VersionedItems(self.client, self.table, read, _sub_from).modify(self._key(tenant_id, webhook_id), change, "webhook")
 
     def get(self, tenant_id: str, webhook_id: str) -> Subscription | None:
         item = self.client.get_item(TableName=self.table, Key=self._key(tenant_id, webhook_id), ConsistentRead=True).get("Item")

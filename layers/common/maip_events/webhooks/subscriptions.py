@@ -48,21 +48,29 @@ def list_all(tenant_id: str, store: SubscriptionStore | None = None) -> list[Sub
 
 
 def update(tenant_id: str, webhook_id: str, request: UpdateWebhookRequest, store: SubscriptionStore | None = None) -> Subscription:
-    store = store or SubscriptionStore()
-    sub = get(tenant_id, webhook_id, store)
+    """Writes only the attributes sent (store.modify), so a concurrent auto-disable is never undone."""
     changes = request.model_dump(exclude_unset=True)
-    if "url" in changes:
-        sub.url = guard.check_registration(request.url or "")
-    if "event_types" in changes:
-        sub.event_types = matching.validate_patterns(request.event_types or [])
-    if "description" in changes:
-        sub.description = request.description
-    if changes.get("status") == "enabled":
-        sub.status, sub.disabled_reason, sub.failing_since = "enabled", None, None  # a fresh start
-    elif changes.get("status") == "disabled":
-        sub.status = "disabled"
-    sub.updated_at = format_time(utc_now())
-    if not store.replace(sub):
+
+    def change(_: Subscription) -> dict[str, Any]:
+        attributes: dict[str, Any] = {"updated_at": format_time(utc_now())}
+        if "url" in changes:
+            attributes["url"] = guard.check_registration(request.url or "")
+        if "event_types" in changes:
+            attributes["event_types"] = matching.validate_patterns(request.event_types or [])
+        if "description" in changes:
+            attributes["description"] = request.description
+        if changes.get("status") == "enabled":
+            attributes.update(status="enabled", disabled_reason=None, failing_since=None)  # a fresh start
+        elif changes.get("status") == "disabled":
+            attributes["status"] = "disabled"
+        return attributes
+
+    return _modified(tenant_id, webhook_id, change, store)
+
+
+def _modified(tenant_id: str, webhook_id: str, change: Any, store: SubscriptionStore | None) -> Subscription:
+    sub = (store or SubscriptionStore()).modify(tenant_id, webhook_id, change) if webhook_id.startswith(WEBHOOK_PREFIX) else None
+    if sub is None:
         raise NotFound(f"No webhook {webhook_id}.")
     return sub
 
@@ -73,15 +81,16 @@ def delete(tenant_id: str, webhook_id: str, store: SubscriptionStore | None = No
 
 
 def rotate_secret(tenant_id: str, webhook_id: str, store: SubscriptionStore | None = None) -> Subscription:
-    store = store or SubscriptionStore()
-    sub = get(tenant_id, webhook_id, store)
+    """The new secret replaces the one read, conditioned on its version: of two concurrent rotations the last
+    write wins, and the secret it returned is the one that signs (the other becomes `previous_secret`)."""
     now = utc_now()
-    sub.previous_secret, sub.secret = sub.secret, signing.new_secret()
-    sub.previous_secret_expires_at = int(now.timestamp()) + ROTATION_OVERLAP
-    sub.updated_at = format_time(now)
-    if not store.replace(sub):
-        raise NotFound(f"No webhook {webhook_id}.")
-    return sub
+    secret = signing.new_secret()
+
+    def change(current: Subscription) -> dict[str, Any]:
+        return {"secret": secret, "previous_secret": current.secret, "updated_at": format_time(now),
+                "previous_secret_expires_at": int(now.timestamp()) + ROTATION_OVERLAP}
+
+    return _modified(tenant_id, webhook_id, change, store)
 
 
 def deliveries(tenant_id: str, webhook_id: str, limit: int, next_token: str | None, event_id: str | None,
@@ -96,7 +105,7 @@ def deliveries(tenant_id: str, webhook_id: str, limit: int, next_token: str | No
     }
 
 
-def replay(tenant_id: str, webhook_id: str, request: ReplayRequest) -> dict[str, Any]:
+def replay(tenant_id: str, webhook_id: str, request: ReplayRequest, max_events: int = REPLAY_MAX_EVENTS) -> dict[str, Any]:
     """Queues one new delivery per stored event of the window that the subscription matches."""
     sub = get(tenant_id, webhook_id)
     if sub.status != "enabled":
@@ -109,7 +118,7 @@ def replay(tenant_id: str, webhook_id: str, request: ReplayRequest) -> dict[str,
     for event in EventStore().iterate(flt):
         if not matching.matches(event.event_type, sub.event_types):
             continue
-        if len(messages) == REPLAY_MAX_EVENTS:
+        if len(messages) == max_events:
             truncated = True
             break
         messages.append(queue.DeliveryMessage(delivery_id=new_id(DELIVERY_PREFIX), tenant_id=tenant_id, webhook_id=webhook_id,
