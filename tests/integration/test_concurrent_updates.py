@@ -13,7 +13,7 @@ from moto.dynamodb.responses import DynamoHandler
 
 from functions.webhooks.app import lambda_handler as webhooks_handler
 from maip_events.siem import streams
-from maip_events.siem.models import CreateStreamRequest, UpdateStreamRequest
+from maip_events.siem.models import CreateSplunkHecStream, UpdateStreamRequest
 from maip_events.store.streams import StreamStore
 from maip_events.store.webhooks import SubscriptionStore
 from maip_events.webhooks import subscriptions
@@ -125,7 +125,7 @@ def test_racing_stream_patches_and_delivery_counters_lose_nothing(atomic_moto, m
 
     settings.reset()
     # Given a Splunk stream
-    stream = streams.create(TENANT, CreateStreamRequest(type="splunk_hec", config={"url": "https://splunk.example.com", "token": "t0"}))
+    stream = streams.create(TENANT, CreateSplunkHecStream(type="splunk_hec", config={"url": "https://splunk.example.com", "token": "t0"}))
     store = StreamStore()
     # When four PATCHes of different settings race each other and 10 delivery status updates
     calls = [

@@ -83,13 +83,13 @@ def store_stream_bypassing_the_api(tenant: str, stream_id: str, stream_type: str
     {"type": "datadog", "config": {"api_key": "k\u0000"}},
 ])
 def test_header_bound_secrets_must_be_visible_ascii(local, config):
-    headers = key_headers("t1", ["streams:write", "events:read"])
+    headers = key_headers("t1", ["streams:write", "streams:read", "events:read"])
     status, doc, _ = invoke(streams_api, "POST", STREAMS, headers=headers, body=config)
     assert status == 400 and doc["error"]["code"] == "invalid_request", doc
 
 
 def test_patch_cannot_bring_a_poison_token_in(local):
-    headers = key_headers("t1", ["streams:write", "events:read"])
+    headers = key_headers("t1", ["streams:write", "streams:read", "events:read"])
     stream = create_stream(headers, type="splunk_hec", config={"url": "http://127.0.0.1:9", "token": "good-token"})
     status, doc, _ = invoke(streams_api, "PATCH", f"{STREAMS}/{stream['id']}", headers=headers, route=f"{STREAMS}/{{stream_id}}",
                             body={"config": {"token": "bad\ntoken"}})
@@ -97,7 +97,7 @@ def test_patch_cannot_bring_a_poison_token_in(local):
 
 
 def test_a_poisoned_destination_fails_alone_and_is_parked_with_a_visible_status(local):
-    a, b = key_headers("tA", ["streams:write", "events:read"]), key_headers("tB", ["streams:write", "events:read"])
+    a, b = key_headers("tA", ["streams:write", "streams:read", "events:read"]), key_headers("tB", ["streams:write", "streams:read", "events:read"])
     with SiemReceiver("splunk_hec", "tok") as hec, SiemReceiver("https") as web:
         # Given tenant A's stored Splunk stream with a token that cannot be a header (stored before the edge check),
         store_stream_bypassing_the_api("tA", "maip-str:01POISON0000000000000000AA", "splunk_hec", {"url": hec.url, "token": "tok\nX-Evil: 1"})
@@ -130,10 +130,7 @@ def test_a_drip_endpoint_and_a_broken_secret_never_hold_back_the_rest_of_the_bat
         # Given tenant A's webhook on a receiver that drips its response, one with an unusable stored secret,
         slow = invoke(webhooks_api, "POST", HOOKS, headers=a, body={"url": drip.url})[1]
         broken = invoke(webhooks_api, "POST", HOOKS, headers=a, body={"url": healthy.url + "?broken"})[1]
-        store = SubscriptionStore()
-        sub = store.get("tA", broken["id"])
-        sub.secret = "whsec_!!not base64!!"
-        store.replace(sub)
+        SubscriptionStore().modify("tA", broken["id"], lambda _: {"secret": "whsec_!!not base64!!"})
         # and tenant B's healthy webhook
         good = invoke(webhooks_api, "POST", HOOKS, headers=b, body={"url": healthy.url})[1]
         events_of("tA", 2)
@@ -158,7 +155,7 @@ def test_a_drip_endpoint_and_a_broken_secret_never_hold_back_the_rest_of_the_bat
 
 
 def test_hostile_values_reach_log_streams_intact(local):
-    b = key_headers("tB", ["streams:write", "events:read"])
+    b = key_headers("tB", ["streams:write", "streams:read", "events:read"])
     boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="maip-siem-b")
     with SiemReceiver("splunk_hec", "tok") as hec, SiemReceiver("datadog", "k") as dd:
         create_stream(b, type="splunk_hec", config={"url": hec.url, "token": "tok", "host": "h#/=\U0001F525", "index": "i=#/"})
@@ -179,7 +176,7 @@ def test_hostile_values_reach_log_streams_intact(local):
 # -- S3: own partition, allowed buckets only -------------------------------------------------------------------
 @pytest.mark.parametrize("prefix", ["../", "tenant=t2/", "x/tenant=t2/", "/abs/", "a%2Fb/", "a//b/", "./", "a/../", "..", "a\\b/", "x=y/"])
 def test_s3_prefixes_that_could_leave_the_own_partition_are_refused(local, prefix):
-    status, doc, _ = invoke(streams_api, "POST", STREAMS, headers=key_headers("t1", ["streams:write", "events:read"]),
+    status, doc, _ = invoke(streams_api, "POST", STREAMS, headers=key_headers("t1", ["streams:write", "streams:read", "events:read"]),
                             body={"type": "s3", "config": {"bucket": "maip-siem-shared", "prefix": prefix}})
     assert status == 400, (prefix, doc)
 
@@ -187,7 +184,7 @@ def test_s3_prefixes_that_could_leave_the_own_partition_are_refused(local, prefi
 def test_s3_buckets_are_those_the_operator_allowed_for_the_tenant(local, monkeypatch):
     monkeypatch.setenv("MAIP_STREAM_BUCKETS", json.dumps({"t1": ["maip-siem-t1"], "*": ["maip-siem-shared"]}))
     settings.reset()
-    one, two = key_headers("t1", ["streams:write", "events:read"]), key_headers("t2", ["streams:write", "events:read"])
+    one, two = key_headers("t1", ["streams:write", "streams:read", "events:read"]), key_headers("t2", ["streams:write", "streams:read", "events:read"])
     s3 = boto3.client("s3", region_name="us-east-1")
     for bucket in ("maip-siem-t1", "maip-siem-shared"):
         s3.create_bucket(Bucket=bucket)
@@ -240,7 +237,7 @@ HOSTILE_TEXT = ["\U0001F525" * 128, "a#b/c=d", "x\u0007\u001f\u007fy", "tenant=t
 
 
 def test_hostile_descriptions_and_ids_never_reach_a_key_or_a_500(local):
-    headers = key_headers("t1", ["webhooks:write", "webhooks:read", "streams:write", "events:read"])
+    headers = key_headers("t1", ["webhooks:write", "webhooks:read", "streams:write", "streams:read", "events:read"])
     for text in HOSTILE_TEXT:
         # Given descriptions full of emoji, separators and control characters: stored as attributes, returned intact
         status, hook, _ = invoke(webhooks_api, "POST", HOOKS, headers=headers, body={"url": "http://127.0.0.1:9/h", "description": text})
@@ -260,7 +257,7 @@ def test_when_a_queue_fails_the_dispatcher_retries_from_the_first_record_it_coul
     pipeline = Pipeline()
     with Receiver() as receiver:
         invoke(webhooks_api, "POST", HOOKS, headers=key_headers("t1", ["webhooks:write", "events:read"]), body={"url": receiver.url})
-        create_stream(key_headers("t2", ["streams:write", "events:read"]), type="https", config={"url": receiver.url + "/s"})
+        create_stream(key_headers("t2", ["streams:write", "streams:read", "events:read"]), type="https", config={"url": receiver.url + "/s"})
         batch = stream_batch(events_of("t1", 2) + events_of("t2", 1) + events_of("t1", 1))
         # Given the log-stream queue is unreachable (deleted)
         sqs = boto3.client("sqs", region_name="us-east-1")

@@ -82,7 +82,7 @@ def test_a_schema_valid_patch_with_another_types_settings_is_a_409_and_changes_n
 
     monkeypatch.setenv("MAIP_LOCAL", "1")
     settings.reset()
-    headers = key_headers("t1", ["streams:write"])
+    headers = key_headers("t1", ["streams:write", "streams:read", "events:read"])
     base = "/v1/observability/streams"
     # Given a Splunk stream
     status, splunk, _ = invoke(streams, "POST", base, headers=headers,
