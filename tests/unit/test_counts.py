@@ -34,7 +34,7 @@ def test_segments_tile_any_window_with_aligned_blocks_and_few_pieces(low, size, 
         if level != RAW:
             assert start % block_ms(level) == 0 and (end is None or end % block_ms(level) == 0)
         else:
-            assert end - start < block_ms(LEAF)  # edges: only partial 32 ms blocks are counted from events
+            assert end - start < 2 * block_ms(LEAF)  # edges: only partial 32 ms blocks are counted from events
     # And at most one run per level and side
     assert len(pieces) <= 2 * len(LEVELS) + 1
 
