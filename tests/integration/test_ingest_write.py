@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 
+from aggregation import settle
 from support import invoke
 
 EVENTS = "/v1/observability/events"
@@ -275,6 +276,7 @@ def test_changing_the_shard_count_keeps_every_event_listed_once_newest_first(aws
     keys = {i["pk"]["S"] for i in aws.scan(TableName=get_settings().events_table)["Items"]}
     assert {"t1#0", "t1#1", "t1#2", "t1#3"} <= keys
     # And the list returns every event once, newest first, with an exact total, for every filter
+    settle()
     page = listed(headers)
     assert [i["event_id"] for i in page["items"]] == sorted(ids, reverse=True) and page["total"] == len(ids)
     assert listed(headers, agent_id="a")["total"] == len(ids) - 6  # the batch's agents are agent-0..2

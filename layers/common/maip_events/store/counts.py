@@ -7,8 +7,8 @@ bucket expires with its events):
 - list buckets: pk `<tenant>#n<L>#<dim>`, sk = the first L characters of the events' ULID. The ULID starts
   with its millisecond time in base 32, so a prefix is an aligned time block: L = 3..9 are ~397 days, 12.4
   days, 9.3 hours, 17.5 minutes, 33 s, 1 s and 32 ms, each holding 32 blocks of the next level. A window
-  is the sum of whole blocks (coarsest that fit) plus partial 32 ms edges counted from the events; a deep
-  offset descends block by block only while skipping inside the block would read more than a few events.
+  is the sum of whole blocks (coarsest that fit, found top down) plus partial 32 ms edges counted from the
+  events; a deep offset descends block by block only while skipping inside the block would read more than a few events.
 - metrics buckets: pk `<tenant>#m#<dimension>`, sk `<YYYY-MM-DDTHH>#<value key>`, raw `value` kept as an
   attribute (dimension = total | event_type | severity | agent_id).
 - checkpoints: pk `<events partition key>#cp#<group>`, sk `-`, `seq` = the last stream sequence number applied
@@ -278,30 +278,6 @@ class Bucket:
     count: int
 
 
-def segments(low: int, high: int | None) -> list[tuple[int, int, int | None]]:
-    """[low, high) (high None = open) split into the coarsest aligned runs of blocks, oldest first.
-
-    Each level contributes at most one run on each side: partial 32 ms edges (RAW), then runs of 32 ms,
-    1 s, ... blocks, and one run of top-level blocks in the middle."""
-    left: list[tuple[int, int, int | None]] = []
-    right: list[tuple[int, int, int | None]] = []
-    finer = RAW
-    for level in reversed(LEVELS):
-        length = block_ms(level)
-        up = -(-low // length) * length
-        down = None if high is None else high // length * length
-        if down is not None and up >= down:  # no whole block of this size fits: the rest stays at `finer`
-            left.append((finer, low, high))
-            return [s for s in left + right[::-1] if s[2] is None or s[1] < s[2]]
-        if low < up:
-            left.append((finer, low, up))
-        if high is not None and down < high:
-            right.append((finer, down, high))
-        low, high, finer = up, down, level
-    left.append((LEVELS[0], low, high))
-    return [s for s in left + right[::-1] if s[2] is None or s[1] < s[2]]
-
-
 class CountReader:
     """Reads one dimension's buckets; every request is a key-condition Query on one bucket partition."""
 
@@ -309,16 +285,27 @@ class CountReader:
         self.client, self.table, self.tenant_id, self.dim, self.count_raw = client, table, tenant_id, dim, count_raw
 
     def buckets(self, low: int, high: int | None) -> list[Bucket]:
-        """Non-empty buckets covering [low, high), newest first; their counts sum to the exact total."""
+        """Non-empty buckets covering [low, high), newest first; their counts sum to the exact total.
+
+        Top down: the top-level blocks meeting the window, then, only inside an edge block that holds events,
+        its children meeting the window, and so on; partial 32 ms edge blocks are counted from the events. A
+        window edge with no events near it costs no request (the retention horizon of an open list, usually)."""
         found: list[Bucket] = []
-        for level, start, end in segments(low, high):
-            if level == RAW:
-                assert end is not None
-                n = self.count_raw(start, end)
-                if n:
-                    found.append(Bucket(RAW, start, end, n))
-            else:
-                found += self.run(level, start, end)
+
+        def cover(level: int, start: int, end: int | None) -> None:
+            for block in self.run(level, start - start % block_ms(level), end):
+                if block.start >= start and (end is None or block.end <= end):
+                    found.append(block)
+                    continue
+                lo, hi = max(block.start, start), block.end if end is None else min(block.end, end)
+                if level == LEAF:
+                    n = self.count_raw(lo, hi)
+                    if n:
+                        found.append(Bucket(RAW, lo, hi, n))
+                else:
+                    cover(LEVELS[LEVELS.index(level) + 1], lo, hi)
+
+        cover(LEVELS[0], low, high)
         return sorted(found, key=lambda b: b.start, reverse=True)
 
     def run(self, level: int, start: int, end: int | None, oldest_first: bool = True, page: int | None = None) -> Iterator[Bucket]:
