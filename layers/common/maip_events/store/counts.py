@@ -204,6 +204,7 @@ class CountStore:
                 needed = len(unit.updates()) + 1
                 if unit.group in groups or size + needed > TRANSACTION_MAX_ITEMS:
                     rest.append(unit)
+                    groups.add(unit.group)  # a group's units stay in stream order: none may overtake this one
                 else:
                     batch.append(unit)
                     groups.add(unit.group)
