@@ -322,3 +322,42 @@ def test_shard_of_is_deterministic_and_spreads_ids():
     assert [shard_of(i, 8) for i in ids[:50]] == [shard_of(i, 8) for i in ids[:50]]
     per_shard = [sum(1 for i in ids if shard_of(i, 8) == s) for s in range(8)]
     assert min(per_shard) > 350  # ~500 each
+
+
+# ---- cached reads on the request path ------------------------------------------------------------------
+
+def test_a_cached_api_key_is_read_once_and_its_revocation_takes_effect_within_the_cache_ttl(aws, tenant_key, headers, emit, calls,
+                                                                                               monkeypatch):
+    from maip_events import settings
+    from maip_events.auth import keys
+    from maip_events.store.keys import ApiKeyStore
+
+    # Given a deployed-like API key cache of 5 s and a controllable clock
+    monkeypatch.setenv("MAIP_API_KEY_CACHE_TTL", "5")
+    settings.reset()
+    now = {"t": 1000.0}
+    monkeypatch.setattr(keys.time, "monotonic", lambda: now["t"])
+    # When a client emits several events
+    for _ in range(3):
+        assert emit(headers, {"event_type": "agent.registered"})[0] == 201
+    # Then its key was read from DynamoDB once
+    key_reads = [p for op, p in calls if op == "GetItem" and p["TableName"] == settings.get_settings().keys_table]
+    assert len(key_reads) == 1
+    # When another process revokes the key (this process's cache is not told)
+    ApiKeyStore().mark_revoked(keys.hash_key(tenant_key["api_key"]), "2026-11-23T00:00:00.000Z")
+    # Then it may still be accepted until the cache entry expires, and is refused once 5 s have passed
+    now["t"] += 4.9
+    assert emit(headers, {"event_type": "agent.registered"})[0] == 201
+    now["t"] += 0.2
+    assert emit(headers, {"event_type": "agent.registered"})[0] == 401
+
+
+def test_a_key_revoked_in_this_process_is_refused_at_once_even_with_the_cache_on(aws, tenant_key, headers, emit, monkeypatch):
+    from maip_events import settings
+    from maip_events.auth.keys import revoke_api_key
+
+    monkeypatch.setenv("MAIP_API_KEY_CACHE_TTL", "5")
+    settings.reset()
+    assert emit(headers, {"event_type": "agent.registered"})[0] == 201
+    revoke_api_key(tenant_key["key_id"])
+    assert emit(headers, {"event_type": "agent.registered"})[0] == 401
