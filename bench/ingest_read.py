@@ -42,6 +42,7 @@ class Calls:
     def __init__(self, client):
         self.client, self.writes, self.read = client, Counter(), Counter()
         client.meta.events.register("before-call.dynamodb.TransactWriteItems", self._transaction, unique_id="ingest-read-tx")
+        client.meta.events.register("before-call.dynamodb.Query", self._query_table, unique_id="ingest-read-qt")
         client.meta.events.register("after-call.dynamodb.Query", self._query, unique_id="ingest-read-q")
 
     def _transaction(self, params, **_):
@@ -50,8 +51,11 @@ class Calls:
             key = op.get("Key") or {k: op["Item"][k] for k in ("pk", "sk") if k in op["Item"]}
             self.writes[(op["TableName"], json.dumps(key, sort_keys=True))] += 1
 
-    def _query(self, params, parsed, **_):
-        self.read[params.get("TableName")] += parsed.get("ScannedCount", 0)
+    def _query_table(self, params, context, **_):
+        context["ingest_read_table"] = json.loads(params["body"]).get("TableName")
+
+    def _query(self, parsed, context, **_):
+        self.read[context.get("ingest_read_table")] += parsed.get("ScannedCount", 0)
 
     def reset(self):
         self.writes.clear()
@@ -76,6 +80,15 @@ def _records(events, first):
     return [{"eventName": "INSERT", "dynamodb": {"NewImage": to_item(e), "SequenceNumber": str(first + i)}} for i, e in enumerate(events)]
 
 
+def _total(list_events, headers) -> int:
+    from support import invoke
+
+    status, body, _ = invoke(list_events, "GET", "/v1/observability/events", headers=headers, query={"limit": "1"})
+    if status != 200:
+        raise RuntimeError(f"list answered {status}: {body}")
+    return body["total"]
+
+
 def count_lag(samples: int = 12) -> float:
     """Median ms from 201 to `total` including the event, poller running as in `maip-events serve`."""
     from functions.emit.app import lambda_handler as emit
@@ -94,7 +107,7 @@ def count_lag(samples: int = 12) -> float:
             status, _, _ = invoke(emit, "POST", "/v1/observability/events", headers=headers, body={"event_type": "agent.updated"})
             assert status == 201
             t0 = time.perf_counter()
-            while invoke(list_events, "GET", "/v1/observability/events", headers=headers, query={"limit": "1"})[1]["total"] < n:
+            while _total(list_events, headers) < n:
                 time.sleep(0.02)
                 if time.perf_counter() - t0 > 30:
                     raise RuntimeError("aggregation did not catch up in 30 s")

@@ -8,6 +8,7 @@ import pytest
 
 from functions.emit.app import lambda_handler as emit
 from functions.list.app import lambda_handler as list_events
+from aggregation import settle
 from support import invoke, key_headers
 from maip_events.catalog import EVENT_TYPES
 
@@ -33,7 +34,8 @@ def test_emit_returns_the_contract_shape_and_list_round_trips_exact_metadata(hea
     assert set(created) == {"id", "event_type", "agent_id", "resource_id", "severity", "created_at"}
     assert ID.match(created["id"]) and TIME.match(created["created_at"])
     assert (created["agent_id"], created["resource_id"], created["severity"]) == ("agent-1", None, "info")
-    # And listing returns the same metadata, value for value
+    # And listing returns the same metadata, value for value (total: once the stream is aggregated)
+    settle()
     status, page, _ = invoke(list_events, "GET", EVENTS, headers=headers)
     assert status == 200
     assert page["total"] == 1 and page["next_token"] is None and (page["limit"], page["offset"]) == (50, 0)
@@ -104,6 +106,7 @@ def test_list_filters_orders_newest_first_and_paginates(headers):
         body = {"event_type": "session.created" if i % 2 else "session.revoked", "agent_id": f"a{i % 3}"}
         ids.append(invoke(emit, "POST", EVENTS, headers=headers, body=body)[1]["id"])
     newest_first = list(reversed(ids))
+    settle()
     # Then each filter returns exactly its matches, newest first, with the exact total
     _, page, _ = invoke(list_events, "GET", EVENTS, headers=headers, query={"agent_id": "a1"})
     assert [i["event_id"] for i in page["items"]] == [ids[4], ids[1]] and page["total"] == 2
@@ -127,6 +130,7 @@ def test_list_filters_orders_newest_first_and_paginates(headers):
 def test_time_window_is_inclusive_and_naive_times_are_utc(headers):
     _, created, _ = invoke(emit, "POST", EVENTS, headers=headers, body={"event_type": "trust.computed"})
     at = created["created_at"]
+    settle()
     _, page, _ = invoke(list_events, "GET", EVENTS, headers=headers, query={"from": at, "to": at})
     assert [i["event_id"] for i in page["items"]] == [created["id"]]
     naive = at.rstrip("Z")
@@ -173,6 +177,7 @@ def test_scopes_and_revocation(aws):
     assert invoke(emit, "POST", EVENTS, headers=writer, body={"event_type": "agent.registered"})[0] == 201
     assert invoke(list_events, "GET", EVENTS, headers=writer)[0] == 403
     assert invoke(emit, "POST", EVENTS, headers=reader, body={"event_type": "agent.registered"})[0] == 403
+    settle()
     assert invoke(list_events, "GET", EVENTS, headers=reader)[1]["total"] == 1
     # When the writer's key is revoked, it stops working at once
     from maip_events.auth.keys import lookup_api_key
@@ -187,6 +192,7 @@ def test_tenants_never_see_each_other(aws, headers):
     other = key_headers("t2", ["*"])
     invoke(emit, "POST", EVENTS, headers=headers, body={"event_type": "agent.registered", "agent_id": "shared"})
     invoke(emit, "POST", EVENTS, headers=other, body={"event_type": "agent.registered", "agent_id": "shared"})
+    settle()
     for h in (headers, other):
         _, page, _ = invoke(list_events, "GET", EVENTS, headers=h, query={"agent_id": "shared", "event_type": "agent.registered"})
         assert page["total"] == 1 and len(page["items"]) == 1

@@ -11,6 +11,7 @@ from functions.export.app import lambda_handler as export_handler
 from functions.list.app import lambda_handler as list_handler
 from maip_events import settings
 from siem_harness import T0, make_events
+from aggregation import settle
 from support import Ctx, http_event, key_headers
 
 PATH = "/v1/observability/events/export"
@@ -76,6 +77,7 @@ def test_ocsf_export_validates_and_matches_the_filtered_list_count(aws):
     for record in records:
         OCSF[record["class_uid"]].model_validate(record)
         assert record["unmapped"]["agent_id"] == "a1"
+    settle()
     listed = json.loads(list_handler(http_event("GET", "/v1/observability/events", headers=headers,
                                                                        query={"agent_id": "a1", **window}), Ctx())["body"])
     assert len(records) == listed["total"] > 0

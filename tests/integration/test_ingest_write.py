@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 
+from aggregation import settle
 from support import invoke
 
 EVENTS = "/v1/observability/events"
@@ -181,6 +182,10 @@ def test_a_retry_of_a_half_written_batch_with_the_same_key_stores_nothing_twice(
     status, third, third_headers = emit(headers, batch, key="batch-1", path=BATCH)
     assert status == 200 and third == second and third_headers.get("Idempotent-Replayed") == "true"
     assert len(stored_ids(aws)) == 60
+    # And the key reused with another body is a conflict that stores nothing
+    status, body, _ = emit(headers, {"events": events(3)}, key="batch-1", path=BATCH)
+    assert status == 409 and body["error"]["code"] == "conflict"
+    assert len(stored_ids(aws)) == 60
 
 
 def test_a_batch_whose_responses_were_lost_is_answered_truthfully_and_not_stored_again_on_retry(aws, headers, emit):
@@ -210,13 +215,6 @@ def test_a_batch_whose_responses_were_lost_is_answered_truthfully_and_not_stored
     status, replay, replay_headers = emit(headers, batch, key="batch-lost", path=BATCH)
     assert status == 200 and replay == first and replay_headers.get("Idempotent-Replayed") == "true"
     assert len(stored_ids(aws)) == 35
-
-
-def test_a_batch_key_reused_with_another_body_is_a_conflict(aws, headers, emit):
-    emit(headers, {"events": events(2)}, key="batch-2", path=BATCH)
-    status, body, _ = emit(headers, {"events": events(3)}, key="batch-2", path=BATCH)
-    assert status == 409 and body["error"]["code"] == "conflict"
-    assert len(stored_ids(aws)) == 2
 
 
 # ---- un-storable text ----------------------------------------------------------------------------------
@@ -275,6 +273,7 @@ def test_changing_the_shard_count_keeps_every_event_listed_once_newest_first(aws
     keys = {i["pk"]["S"] for i in aws.scan(TableName=get_settings().events_table)["Items"]}
     assert {"t1#0", "t1#1", "t1#2", "t1#3"} <= keys
     # And the list returns every event once, newest first, with an exact total, for every filter
+    settle()
     page = listed(headers)
     assert [i["event_id"] for i in page["items"]] == sorted(ids, reverse=True) and page["total"] == len(ids)
     assert listed(headers, agent_id="a")["total"] == len(ids) - 6  # the batch's agents are agent-0..2
@@ -322,3 +321,38 @@ def test_shard_of_is_deterministic_and_spreads_ids():
     assert [shard_of(i, 8) for i in ids[:50]] == [shard_of(i, 8) for i in ids[:50]]
     per_shard = [sum(1 for i in ids if shard_of(i, 8) == s) for s in range(8)]
     assert min(per_shard) > 350  # ~500 each
+
+
+# ---- cached reads on the request path ------------------------------------------------------------------
+
+def test_a_cached_api_key_is_read_once_and_its_revocation_takes_effect_within_the_cache_ttl(aws, tenant_key, headers, emit, calls,
+                                                                                               monkeypatch):
+    from maip_events import settings
+    from maip_events.auth import keys
+    from maip_events.store.keys import ApiKeyStore
+
+    # Given a deployed-like API key cache of 5 s and a controllable clock
+    monkeypatch.setenv("MAIP_API_KEY_CACHE_TTL", "5")
+    settings.reset()
+    now = {"t": 1000.0}
+    monkeypatch.setattr(keys.time, "monotonic", lambda: now["t"])
+    # When a client emits several events
+    for _ in range(3):
+        assert emit(headers, {"event_type": "agent.registered"})[0] == 201
+    # Then its key was read from DynamoDB once
+    key_reads = [p for op, p in calls if op == "GetItem" and p["TableName"] == settings.get_settings().keys_table]
+    assert len(key_reads) == 1
+    # When another process revokes the key (this process's cache is not told)
+    ApiKeyStore().mark_revoked(keys.hash_key(tenant_key["api_key"]), "2026-11-23T00:00:00.000Z")
+    # Then it may still be accepted until the cache entry expires, and is refused once 5 s have passed
+    now["t"] += 4.9
+    assert emit(headers, {"event_type": "agent.registered"})[0] == 201
+    now["t"] += 0.2
+    assert emit(headers, {"event_type": "agent.registered"})[0] == 401
+    # And a key revoked through this process (CLI, API) is refused at once, cache or not
+    from support import key_headers
+
+    other = key_headers("t1", ["*"])
+    assert emit(other, {"event_type": "agent.registered"})[0] == 201
+    keys.revoke_api_key(keys.lookup_api_key(other["X-API-Key"])["key_id"])
+    assert emit(other, {"event_type": "agent.registered"})[0] == 401

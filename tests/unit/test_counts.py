@@ -3,40 +3,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from hypothesis import given, settings, strategies as st
-
 from maip_events.events import build_event
 from maip_events.models.events import EmitEventRequest
 from maip_events.store import counts
-from maip_events.store.counts import LEAF, LEVELS, RAW, block_ms, segments
+from maip_events.store.counts import LEVELS, block_ms
 from maip_events.store.tenants import Retention
 
 DAY_MS = 86_400_000
 BASE = 1_795_000_000_000  # a fixed moment in 2026
-
-
-@settings(max_examples=300)
-@given(low=st.integers(0, 40 * DAY_MS), size=st.integers(0, 40 * DAY_MS), open_ended=st.booleans())
-def test_segments_tile_any_window_with_aligned_blocks_and_few_pieces(low, size, open_ended):
-    # Given any window [low, high), possibly open-ended
-    low += BASE
-    high = None if open_ended else low + size
-    # When it is split
-    pieces = segments(low, high)
-    # Then the pieces are contiguous, cover exactly the window, and every non-raw piece is whole blocks
-    if high is not None and size == 0:
-        assert pieces == []
-        return
-    assert pieces[0][1] == low and pieces[-1][2] == high
-    for (_, _, end), (_, start, _) in zip(pieces, pieces[1:]):
-        assert end == start
-    for level, start, end in pieces:
-        if level != RAW:
-            assert start % block_ms(level) == 0 and (end is None or end % block_ms(level) == 0)
-        else:
-            assert end - start < block_ms(LEAF)  # edges: only partial 32 ms blocks are counted from events
-    # And at most one run per level and side
-    assert len(pieces) <= 2 * len(LEVELS) + 1
 
 
 def test_prefixes_are_the_event_ids_own_and_sort_like_time():

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from aws_lambda_powertools import Logger
 
 from maip_events import idempotency
-from maip_events.errors import ApiError, Conflict, InvalidRequest, PayloadTooLarge
+from maip_events.errors import ApiError, Conflict, Internal, InvalidRequest, PayloadTooLarge
 from maip_events.ids import new_event_id, parse_time
 from maip_events.models.events import METADATA_MAX_BYTES, EmitEventRequest, StoredEvent, unstorable_text
 from maip_events.settings import get_settings
@@ -80,12 +80,19 @@ def emit_event(tenant_id: str, request: EmitEventRequest, store: EventStore | No
     event = store.prepare([build_event(tenant_id, request)])[0]
     document = event.created_response()
     if key is None:
-        store.put(event, prepared=True)
+        if not store.put(event, prepared=True):  # a fresh ULID already stored: never claim it as this event
+            raise Internal("The event id collided; retry.")
         return document, False
     record = idempotency.new_record("emit", tenant_id, key, body, idempotency.COMPLETE, response=document)
     existing = store.put_with(event, record.put_request(get_settings().idempotency_table))
     if existing is None:
         return document, False
+    if not existing:  # an endpoint that does not return the conflicting item: read it
+        from maip_events.store.idempotency import IdempotencyStore
+
+        existing = IdempotencyStore(store.client).get(record.id) or {}
+    if not existing:
+        raise Internal("The idempotency record could not be read; retry.")
     found = idempotency.from_item(existing)
     idempotency.check_same_body(found, record)
     if found.response is None:  # cannot happen for emit records; never answer with a made-up document

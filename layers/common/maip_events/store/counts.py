@@ -7,13 +7,15 @@ bucket expires with its events):
 - list buckets: pk `<tenant>#n<L>#<dim>`, sk = the first L characters of the events' ULID. The ULID starts
   with its millisecond time in base 32, so a prefix is an aligned time block: L = 3..9 are ~397 days, 12.4
   days, 9.3 hours, 17.5 minutes, 33 s, 1 s and 32 ms, each holding 32 blocks of the next level. A window
-  is the sum of whole blocks (coarsest that fit) plus partial 32 ms edges counted from the events; a deep
-  offset descends block by block only while skipping inside the block would read more than a few events.
+  is the sum of whole blocks (coarsest that fit, found top down) plus partial 32 ms edges counted from the
+  events; a deep offset descends block by block only while skipping inside the block would read more than a few events.
 - metrics buckets: pk `<tenant>#m#<dimension>`, sk `<YYYY-MM-DDTHH>#<value key>`, raw `value` kept as an
   attribute (dimension = total | event_type | severity | agent_id).
-- checkpoints: pk `<events partition key>#cp`, sk `-`, `seq` = the last stream sequence number applied for
-  that events partition; written in the same transaction as the ADDs and conditioned on being below the
-  chunk's first sequence number, so a retried or replayed chunk adds nothing.
+- checkpoints: pk `<events partition key>#cp#<group>`, sk `-`, `seq` = the last stream sequence number applied
+  for that events partition and group (a dimension: `all`, `t=<type>`, `a=<agent>`, `ta=<type>=<agent>`);
+  written in the same transaction as the group's ADDs and conditioned on being below their first sequence
+  number, so a retried or replayed chunk adds nothing. Per group, so many agents in a batch never split the
+  tenant-wide buckets into many writes.
 
 Key bytes are bounded: tenant ids (<= 128, no '#'), catalog event types and severities are plain; an agent id
 (up to 1,024 bytes of anything) only enters keys as a 128-bit SHA-256 prefix (`agent_key`).
@@ -116,31 +118,57 @@ class Update:
     value: str | None = None
 
 
+def grouped_updates(event: Any) -> dict[str, dict[tuple[str, str], Update]]:
+    """The buckets one event feeds, by checkpoint group: its dimension (`all`, `t=..`, `a=..`, `ta=..`), the
+    metrics buckets joining the dimension they count. Groups are applied (and checkpointed) independently, so
+    a batch with many agents still writes each tenant-wide bucket once."""
+    expires = event.expires_at or 0
+    groups: dict[str, dict[tuple[str, str], Update]] = {}
+    for dim in dimensions(event.event_type, event.agent_id):
+        groups[dim] = {(bucket_pk(event.tenant_id, level, dim), event_prefix(event.event_id, level)): Update(1, expires)
+                       for level in LEVELS}
+    hour = hour_of(event.created_at)
+    for name, key, raw in metric_values(event.event_type, event.severity, event.agent_id):
+        group = {"event_type": f"t={event.event_type}", "agent_id": f"a={key}" if key else "all"}.get(name, "all")
+        groups[group][(metric_pk(event.tenant_id, name), f"{hour}#{key}")] = Update(1, expires, raw)
+    return groups
+
+
+def _merge(into: dict[tuple[str, str], Update], more: dict[tuple[str, str], Update]) -> None:
+    for key, update in more.items():
+        entry = into.get(key)
+        if entry is None:
+            into[key] = Update(update.n, update.expires_at, update.value)
+        else:
+            entry.n += update.n
+            entry.expires_at = max(entry.expires_at, update.expires_at)
+
+
 def bucket_updates(events: Iterable[Any]) -> dict[tuple[str, str], Update]:
     """StoredEvents -> one coalesced ADD per distinct bucket: {(pk, sk): Update}."""
     found: dict[tuple[str, str], Update] = {}
-
-    def add(key: tuple[str, str], expires_at: int, value: str | None = None) -> None:
-        entry = found.get(key)
-        if entry is None:
-            found[key] = Update(1, expires_at, value)
-        else:
-            entry.n += 1
-            entry.expires_at = max(entry.expires_at, expires_at)
-
     for event in events:
-        expires = event.expires_at or 0
-        for dim in dimensions(event.event_type, event.agent_id):
-            for level in LEVELS:
-                add((bucket_pk(event.tenant_id, level, dim), event_prefix(event.event_id, level)), expires)
-        hour = hour_of(event.created_at)
-        for name, key, raw in metric_values(event.event_type, event.severity, event.agent_id):
-            add((metric_pk(event.tenant_id, name), f"{hour}#{key}"), expires, raw)
+        for updates in grouped_updates(event).values():
+            _merge(found, updates)
     return found
 
 
 def _seq(sequence_number: str) -> str:
     return sequence_number.zfill(40)  # stream sequence numbers are 21-40 digits: padded, text order = number order
+
+
+@dataclass
+class _Unit:
+    """Consecutive records of one checkpoint group whose coalesced ADDs fit one transaction with the checkpoint."""
+
+    group: str
+    records: list[tuple[str, dict[tuple[str, str], Update]]]  # (sequence number, the record's updates in this group)
+
+    def updates(self) -> dict[tuple[str, str], Update]:
+        found: dict[tuple[str, str], Update] = {}
+        for _, updates in self.records:
+            _merge(found, updates)
+        return found
 
 
 class CountStore:
@@ -154,34 +182,51 @@ class CountStore:
     def apply(self, partition: str, records: list[tuple[str, Any]]) -> None:
         """Counts `records` ((sequence number, StoredEvent) of one events partition, in stream order) exactly once.
 
-        Chunks of consecutive records whose distinct buckets fit one transaction (<= 99 ADDs + the checkpoint)."""
-        chunk: list[tuple[str, Any]] = []
-        keys: set[tuple[str, str]] = set()
-        for record in records:
-            mine = set(bucket_updates([record[1]]))
-            if chunk and len(keys | mine) + 1 > TRANSACTION_MAX_ITEMS:
-                self._apply_chunk(partition, chunk)
-                chunk, keys = [], set()
-            chunk.append(record)
-            keys |= mine
-        if chunk:
-            self._apply_chunk(partition, chunk)
+        Per checkpoint group, consecutive records are coalesced into units of <= 99 ADDs + the group's checkpoint;
+        units of different groups share transactions (<= 100 items), never two of one group."""
+        by_group: dict[str, list[tuple[str, dict[tuple[str, str], Update]]]] = {}
+        for seq, event in records:
+            for group, updates in grouped_updates(event).items():
+                by_group.setdefault(group, []).append((seq, updates))
+        units: list[_Unit] = []
+        for group, rows in by_group.items():
+            unit, keys = _Unit(group, []), set()
+            for row in rows:
+                if unit.records and len(keys | set(row[1])) + 1 > TRANSACTION_MAX_ITEMS:
+                    units.append(unit)
+                    unit, keys = _Unit(group, []), set()
+                unit.records.append(row)
+                keys |= set(row[1])
+            units.append(unit)
+        while units:
+            batch, groups, size, rest = [], set(), 0, []
+            for unit in units:
+                needed = len(unit.updates()) + 1
+                if unit.group in groups or size + needed > TRANSACTION_MAX_ITEMS:
+                    rest.append(unit)
+                    groups.add(unit.group)  # a group's units stay in stream order: none may overtake this one
+                else:
+                    batch.append(unit)
+                    groups.add(unit.group)
+                    size += needed
+            self._apply_units(partition, batch)
+            units = rest
 
-    def checkpoint(self, partition: str) -> str | None:
-        item = self.client.get_item(TableName=self.table, Key={"pk": {"S": f"{partition}#cp"}, "sk": {"S": "-"}},
+    def checkpoint(self, partition: str, group: str) -> str | None:
+        item = self.client.get_item(TableName=self.table, Key={"pk": {"S": f"{partition}#cp#{group}"}, "sk": {"S": "-"}},
                                     ConsistentRead=True).get("Item")
         return item["seq"]["S"] if item else None
 
-    def _transaction(self, partition: str, chunk: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+    def _operations(self, partition: str, unit: _Unit) -> list[dict[str, Any]]:
         ops: list[dict[str, Any]] = [{"Update": {
             "TableName": self.table,
-            "Key": {"pk": {"S": f"{partition}#cp"}, "sk": {"S": "-"}},
+            "Key": {"pk": {"S": f"{partition}#cp#{unit.group}"}, "sk": {"S": "-"}},
             "UpdateExpression": "SET seq = :last, expires_at = :e",
             "ConditionExpression": "attribute_not_exists(seq) OR seq < :first",
-            "ExpressionAttributeValues": {":last": {"S": _seq(chunk[-1][0])}, ":first": {"S": _seq(chunk[0][0])},
+            "ExpressionAttributeValues": {":last": {"S": _seq(unit.records[-1][0])}, ":first": {"S": _seq(unit.records[0][0])},
                                           ":e": {"N": str(int(time.time()) + CHECKPOINT_TTL_SECONDS)}},
         }}]
-        for (pk, sk), update in sorted(bucket_updates(e for _, e in chunk).items()):
+        for (pk, sk), update in sorted(unit.updates().items()):
             values: dict[str, Any] = {":n": {"N": str(update.n)}, ":e": {"N": str(update.expires_at)}}
             expression = "ADD n :n SET expires_at = :e"
             if update.value is not None:
@@ -194,18 +239,30 @@ class CountStore:
             ops.append({"Update": op})
         return ops
 
-    def _apply_chunk(self, partition: str, chunk: list[tuple[str, Any]]) -> None:
+    def _apply_units(self, partition: str, units: list[_Unit]) -> None:
         attempt = 0
-        while chunk:
+        while units:
+            ops, owner = [], []
+            for unit in units:
+                mine = self._operations(partition, unit)
+                ops += mine
+                owner += [unit] * len(mine)
             try:
-                self.client.transact_write_items(TransactItems=self._transaction(partition, chunk))
+                self.client.transact_write_items(TransactItems=ops)
                 return
             except self.client.exceptions.TransactionCanceledException as err:
                 reasons = [r.get("Code") for r in err.response.get("CancellationReasons", [])]
-                if reasons and reasons[0] == "ConditionalCheckFailed":
-                    # Already applied (a retried or replayed batch): keep only the records past the checkpoint.
-                    done = self.checkpoint(partition) or ""
-                    chunk = [r for r in chunk if _seq(r[0]) > done]
+                behind = {id(owner[i]) for i, code in enumerate(reasons) if code == "ConditionalCheckFailed"}
+                if behind:
+                    # Already applied (a retried or replayed batch): keep only the records past each checkpoint.
+                    kept = []
+                    for unit in units:
+                        if id(unit) in behind:
+                            done = self.checkpoint(partition, unit.group) or ""
+                            unit = _Unit(unit.group, [r for r in unit.records if _seq(r[0]) > done])
+                        if unit.records:
+                            kept.append(unit)
+                    units = kept
                     continue
                 if not set(reasons) & _RETRYABLE or attempt >= 9:
                     raise
@@ -222,30 +279,6 @@ class Bucket:
     count: int
 
 
-def segments(low: int, high: int | None) -> list[tuple[int, int, int | None]]:
-    """[low, high) (high None = open) split into the coarsest aligned runs of blocks, oldest first.
-
-    Each level contributes at most one run on each side: partial 32 ms edges (RAW), then runs of 32 ms,
-    1 s, ... blocks, and one run of top-level blocks in the middle."""
-    left: list[tuple[int, int, int | None]] = []
-    right: list[tuple[int, int, int | None]] = []
-    finer = RAW
-    for level in reversed(LEVELS):
-        length = block_ms(level)
-        up = -(-low // length) * length
-        down = None if high is None else high // length * length
-        if down is not None and up >= down:  # no whole block of this size fits: the rest stays at `finer`
-            left.append((finer, low, high))
-            return [s for s in left + right[::-1] if s[2] is None or s[1] < s[2]]
-        if low < up:
-            left.append((finer, low, up))
-        if high is not None and down < high:
-            right.append((finer, down, high))
-        low, high, finer = up, down, level
-    left.append((LEVELS[0], low, high))
-    return [s for s in left + right[::-1] if s[2] is None or s[1] < s[2]]
-
-
 class CountReader:
     """Reads one dimension's buckets; every request is a key-condition Query on one bucket partition."""
 
@@ -253,16 +286,27 @@ class CountReader:
         self.client, self.table, self.tenant_id, self.dim, self.count_raw = client, table, tenant_id, dim, count_raw
 
     def buckets(self, low: int, high: int | None) -> list[Bucket]:
-        """Non-empty buckets covering [low, high), newest first; their counts sum to the exact total."""
+        """Non-empty buckets covering [low, high), newest first; their counts sum to the exact total.
+
+        Top down: the top-level blocks meeting the window, then, only inside an edge block that holds events,
+        its children meeting the window, and so on; partial 32 ms edge blocks are counted from the events. A
+        window edge with no events near it costs no request (the retention horizon of an open list, usually)."""
         found: list[Bucket] = []
-        for level, start, end in segments(low, high):
-            if level == RAW:
-                assert end is not None
-                n = self.count_raw(start, end)
-                if n:
-                    found.append(Bucket(RAW, start, end, n))
-            else:
-                found += self.run(level, start, end)
+
+        def cover(level: int, start: int, end: int | None) -> None:
+            for block in self.run(level, start - start % block_ms(level), end):
+                if block.start >= start and (end is None or block.end <= end):
+                    found.append(block)
+                    continue
+                lo, hi = max(block.start, start), block.end if end is None else min(block.end, end)
+                if level == LEAF:
+                    n = self.count_raw(lo, hi)
+                    if n:
+                        found.append(Bucket(RAW, lo, hi, n))
+                else:
+                    cover(LEVELS[LEVELS.index(level) + 1], lo, hi)
+
+        cover(LEVELS[0], low, high)
         return sorted(found, key=lambda b: b.start, reverse=True)
 
     def run(self, level: int, start: int, end: int | None, oldest_first: bool = True, page: int | None = None) -> Iterator[Bucket]:

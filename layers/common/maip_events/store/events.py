@@ -182,7 +182,7 @@ class EventStore:
         done = []
         for event in events:
             if event.tenant_id not in policies:
-                policies[event.tenant_id] = (self.tenants.retention(event.tenant_id), self.tenants.shards(event.tenant_id))
+                policies[event.tenant_id] = self.tenants.policy(event.tenant_id)
             retention, shards = policies[event.tenant_id]
             done.append(event.model_copy(update={
                 "expires_at": retention.expires_at(_ms(parse_time(event.created_at))),

@@ -23,10 +23,13 @@ class IdempotencyStore:
             except self.client.exceptions.ConditionalCheckFailedException as err:
                 item = err.response.get("Item")
                 if item is None:  # older endpoints do not return it: read it
-                    item = self.client.get_item(TableName=self.table, Key={"id": {"S": record.id}}, ConsistentRead=True).get("Item")
+                    item = self.get(record.id)
                 if item:
                     return from_item(item)
                 # gone meanwhile (expired and deleted): try again
+
+    def get(self, record_id: str) -> dict[str, Any] | None:
+        return self.client.get_item(TableName=self.table, Key={"id": {"S": record_id}}, ConsistentRead=True).get("Item")
 
     def complete(self, record_id: str, response: dict[str, Any]) -> None:
         """The batch's final response; the plan stays (harmless) until the record expires."""

@@ -118,6 +118,11 @@ class TenantSettingsStore:
             _cache[(self.table, tenant_id)] = (time.monotonic() + ttl, found)
         return found
 
+    def policy(self, tenant_id: str) -> tuple[Retention, Shards]:
+        """Retention and shards from one (cached) read: what a write needs."""
+        found = self._settings(tenant_id)
+        return found.retention, found.shards(int(time.time() * 1000))
+
     def retention(self, tenant_id: str) -> Retention:
         """The tenant's retention policy (cached, see `_settings`)."""
         return self._settings(tenant_id).retention
