@@ -26,7 +26,7 @@ class SlowJwks:
     """Serves a JWKS, holding each request until `parties` requests are in flight (or `patience` s passed), and
     records when each arrived and when it was answered."""
 
-    def __init__(self, parties: int, patience: float = 20.0):
+    def __init__(self, parties: int, patience: float):
         jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(KEY.public_key()))
         document = json.dumps({"keys": [{**jwk, "kid": "rsa-1", "alg": "RS256", "use": "sig"}]}).encode()
         barrier = threading.Barrier(parties, timeout=patience)
@@ -71,7 +71,9 @@ def bearer(tenant: str, scopes: str) -> str:
 def test_two_slow_requests_are_served_at_the_same_time_and_each_sees_its_own_event():
     # Given a stack with two warm workers whose JWT check fetches a JWKS from a receiver that holds every
     # fetch until two are in flight (a stack that serves one request at a time can never get there)
-    with SlowJwks(parties=2, patience=20.0) as jwks, served(
+    # (patience 4 s: below the JWT client's 5 s fetch timeout, so a serial stack answers the first fetch before the
+    # second can arrive, and the order check below fails rather than the request timing out)
+    with SlowJwks(parties=2, patience=4.0) as jwks, served(
             MAIP_LOCAL_WORKERS="2", MAIP_LOCAL_PREWARM="2", MAIP_JWT_JWKS_URL=jwks.url,
             MAIP_JWT_ISSUER=ISSUER, MAIP_JWT_AUDIENCE=AUDIENCE) as stack:
         headers = {"Authorization": bearer(stack.tenant_id, "events:write events:read"), "X-Tenant-ID": stack.tenant_id}

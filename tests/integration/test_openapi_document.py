@@ -95,3 +95,11 @@ def test_a_schema_valid_patch_with_another_types_settings_is_a_409_and_changes_n
     assert status == 409 and body["error"]["details"] == [{"field": "config.prefix", "issue": "not a splunk_hec setting"}]
     status, stored, _ = invoke(streams, "GET", f"{base}/{splunk['id']}", headers=headers, route=f"{base}/{{stream_id}}")
     assert stored["config"] == splunk["config"] and stored["description"] is None
+
+
+def test_a_log_stream_patch_keeps_every_constraint_of_the_settings_it_changes(document):
+    # Given the partial settings a PATCH may send
+    patch = document["components"]["schemas"]["SplunkHecConfigPatch"]["properties"]
+    # Then each keeps its type's constraints (an empty token or URL is not schema-valid), only not required
+    assert patch["token"]["minLength"] == 1 and patch["url"]["pattern"].startswith("^https")
+    assert "required" not in document["components"]["schemas"]["SplunkHecConfigPatch"]

@@ -100,7 +100,7 @@ class WorkerPool:
         self._context = multiprocessing.get_context("spawn")
         self._idle: list[_Worker] = []  # a stack: the warmest worker serves next
         # Requests waiting for a worker, served strictly first come first served: a freed worker is handed to the
-        # oldest waiter, never taken by a newcomer (with 50 clients, barging starved some requests for minutes).
+        # oldest waiter, never taken by a newcomer (with barging, one request of many clients can wait unboundedly).
         self._waiters: deque[_Waiter] = deque()
         self._all: list[_Worker] = []
         self._lock = threading.Lock()

@@ -94,7 +94,9 @@ def _partial(model: type[_Config]) -> type[_Config]:
     """The same settings, every field optional (but not nullable): what PATCH may send (the others are kept)."""
     from pydantic import create_model
 
-    fields = {name: (field.annotation, Field(default=None, description=field.description))
+    # field.metadata holds the constraints (lengths, patterns) that field.annotation alone has lost
+    fields = {name: (Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation,
+                     Field(default=None, description=field.description))
               for name, field in model.model_fields.items()}
     return create_model(f"{model.__name__}Patch", __base__=_Config, **fields)  # type: ignore[call-overload]
 
