@@ -421,6 +421,13 @@ class EventStore:
         else:
             items = self._merged(flt, low, high, need=limit + 1)
         events, has_more = _take(items, limit)
+        # Counts come from the stream aggregation (~1-2 s behind); what this page read is exact and newer, so
+        # `total` never contradicts it: a first page with nothing after it holds every match, and any page
+        # proves at least its position plus what it shows (read-your-writes for small results, no extra read).
+        if not has_more and not state and offset == 0:
+            total = len(events)
+        elif events:
+            total = max(total, position + len(events) + (1 if has_more else 0))
         token = None
         if has_more and events:
             token = cursor.encode(flt.scope(), {"after": events[-1].event_id, "position": position + len(events)})
