@@ -17,6 +17,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 from collections import deque
 from multiprocessing.connection import Connection
@@ -35,6 +36,9 @@ class WorkerFailed(Exception):
 def _serve(conn: Connection, preload: list[Function]) -> None:
     """The worker's loop: (function, event) in, ("ok", response) or ("error", repr) out."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group; the parent stops us
+    # The stack's stdout carries exactly one JSON document (the parent's ready line); handler logs go to stderr,
+    # also those printed while the worker imports handlers, before the parent has printed that line.
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     from maip_events_local import functions
 
     for function in preload:  # import handlers before reporting ready, so the first request is warm
