@@ -161,6 +161,8 @@ class MaipResolver(APIGatewayHttpResolver):
 
     def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         request_id = (event.get("requestContext") or {}).get("requestId")
+        # The logs' correlation id (Powertools' correlation_paths.API_GATEWAY_HTTP), without a JMESPath search per request.
+        logger.set_correlation_id(request_id)
         try:
             _decode_body(event)
             headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
