@@ -12,7 +12,8 @@ our code.
 2. items written by the aggregation: the most-written item per 1,000 events and amortised items per event, at
    ~100 events/s (1 s windows: batches of 100), ~1,000 events/s (batches of 1,000) and 1 event per batch;
 3. deep offsets at a dense minute (2,000 events in one minute): items read (events + counters) at offset 0 vs deep;
-4. warm GET page (limit 50) vs a raw stubbed `query` of 51 items (same client-side cost, canned answers).
+4. warm GET page (limit 50) vs a raw stubbed `query` of 51 items (same client-side cost, canned answers), caches
+   as deployed, calls interleaved.
 """
 from __future__ import annotations
 
@@ -172,6 +173,25 @@ def deep_offsets(calls: Calls) -> list[Row]:
 
 
 def warm_get_ratio(rounds: int = 300) -> Row:
+    """A warm Lambda's GET: API key and tenant settings cached as deployed (MAIP_API_KEY_CACHE_TTL 5 s,
+    MAIP_TENANT_SETTINGS_TTL 30 s, as bench/ingest.py's warm POST), so the page costs its counts and events queries."""
+    from maip_events import settings as settings_module
+
+    saved = {name: os.environ.get(name) for name in ("MAIP_API_KEY_CACHE_TTL", "MAIP_TENANT_SETTINGS_TTL")}
+    os.environ.update(MAIP_API_KEY_CACHE_TTL="5", MAIP_TENANT_SETTINGS_TTL="30")
+    settings_module.reset()
+    try:
+        return _warm_get_ratio(rounds)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        settings_module.reset()
+
+
+def _warm_get_ratio(rounds: int) -> Row:
     from botocore.awsrequest import AWSResponse
 
     from functions.list.app import lambda_handler as list_events
@@ -208,23 +228,29 @@ def warm_get_ratio(rounds: int = 300) -> Row:
     def respond(model, params, **_):
         return AWSResponse("https://stub", 200, {}, None), answer(model, params)
 
-    def timed(fn) -> float:
-        samples = []
+    def timed(*fns) -> list[float]:
+        """Median time of each function, calls interleaved so that every one sees the same machine load."""
+        samples: list[list[float]] = [[] for _ in fns]
         client.meta.events.register_first("before-call.dynamodb", respond, unique_id="ingest-read-stub")
         try:
             for _ in range(rounds):
-                t0 = time.perf_counter()
-                fn()
-                samples.append(time.perf_counter() - t0)
+                for fn, times in zip(fns, samples):
+                    t0 = time.perf_counter()
+                    fn()
+                    times.append(time.perf_counter() - t0)
         finally:
             client.meta.events.unregister("before-call.dynamodb", unique_id="ingest-read-stub")
-        return statistics.median(samples)
+        return [statistics.median(times) for times in samples]
 
     get = http_event("GET", "/v1/observability/events", headers=headers, query={"limit": "50"})
-    assert list_events(dict(get), Ctx())["statusCode"] == 200
-    handler = timed(lambda: list_events(dict(get), Ctx()))
-    raw = timed(lambda: client.query(TableName=settings.events_table, KeyConditionExpression="pk = :p",
-                                     ExpressionAttributeValues={":p": {"S": "warm#0"}}, Limit=51))
+    client.meta.events.register_first("before-call.dynamodb", respond, unique_id="ingest-read-stub")
+    try:
+        assert list_events(dict(get), Ctx())["statusCode"] == 200  # warm: API key and tenant settings now cached
+    finally:
+        client.meta.events.unregister("before-call.dynamodb", unique_id="ingest-read-stub")
+    handler, raw = timed(lambda: list_events(dict(get), Ctx()),
+                         lambda: client.query(TableName=settings.events_table, KeyConditionExpression="pk = :p",
+                                              ExpressionAttributeValues={":p": {"S": "warm#0"}}, Limit=51))
     return ("warm GET page (limit 50) vs raw stubbed query", f"{handler / raw:.2f}x",
             f"handler {handler * 1e6:.0f} us vs query {raw * 1e6:.0f} us (target <= 3x)")
 

@@ -1,5 +1,4 @@
 """GET /v1/openapi.json and GET /v1/docs: the OpenAPI document of every route, and Swagger UI."""
-from aws_lambda_powertools.logging import correlation_paths
 
 from maip_events.api import all_routers, create_app
 from maip_events.api.app import logger
@@ -8,6 +7,6 @@ app = create_app(*all_routers(), docs=True)
 
 
 # Never log the event, whatever POWERTOOLS_LOGGER_LOG_EVENT says: it holds API keys and Bearer tokens.
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)
+@logger.inject_lambda_context(log_event=False)  # correlation id: set by the resolver (api/app.py)
 def lambda_handler(event, context):
     return app.resolve(event, context)

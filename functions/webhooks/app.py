@@ -1,5 +1,4 @@
 """/v1/observability/webhooks[/{id}[/rotate-secret|/deliveries|/replay]]."""
-from aws_lambda_powertools.logging import correlation_paths
 
 from maip_events.api import create_app
 from maip_events.api.app import logger
@@ -9,6 +8,6 @@ app = create_app(router)
 
 
 # Never log the event, whatever POWERTOOLS_LOGGER_LOG_EVENT says: it holds API keys and Bearer tokens.
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)
+@logger.inject_lambda_context(log_event=False)  # correlation id: set by the resolver (api/app.py)
 def lambda_handler(event, context):
     return app.resolve(event, context)

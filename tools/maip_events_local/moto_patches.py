@@ -221,8 +221,36 @@ def _serialize_writes(backend: Any) -> None:
         if original is None:
             continue
 
-        def locked(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
+        def locked(*args: Any, __original: Any = original, __name: str = name, **kwargs: Any) -> Any:
             with _WRITE_LOCK:
-                return __original(*args, **kwargs)
+                try:
+                    return __original(*args, **kwargs)
+                finally:
+                    _note_change(__name, args, kwargs)
 
         setattr(backend, name, functools.wraps(original)(locked))
+
+
+# Change counter of the tables that workers cache (API keys, tenant settings): bumped after every write to them,
+# while the write lock is held, so a worker whose entry was read before the bump sees the counter move
+# (maip_events.freshness). Set by the local stack before it spawns its workers; None in tests and benches.
+_change_counter: Any = None
+_tracked: frozenset[str] = frozenset()
+
+
+def track_changes(counter: Any, tables: set[str]) -> None:
+    """Bump `counter.value` (a multiprocessing.Value shared with the workers) after any write to `tables`."""
+    global _change_counter, _tracked
+    _change_counter, _tracked = counter, frozenset(tables)
+
+
+def _note_change(operation: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    if _change_counter is None:
+        return
+    if operation == "transact_write_items":
+        items = kwargs.get("transact_items", args[1] if len(args) > 1 else [])
+        names = {next(iter(entry.values())).get("TableName") for entry in items}
+    else:
+        names = {kwargs.get("table_name", args[1] if len(args) > 1 else None)}
+    if names & _tracked:
+        _change_counter.value += 1

@@ -92,13 +92,21 @@ def serve(host: str = "127.0.0.1", port: int = 3000, dynamodb_port: int = 8000, 
 
         from maip_events_local.workers import WorkerPool
 
-        # HTTP handlers run in worker processes (concurrently, like Lambda containers), spawned once the environment
-        # above is set (they inherit it); stream and queue consumers stay in this process, fed by the poller.
-        pool = WorkerPool(preload=sorted({route.function for route in gateway.routes}, key=lambda f: f.logical_id))
+        # Handlers run in worker processes (concurrently, like Lambda containers), spawned once the environment
+        # above is set (they inherit it); the poller in this process feeds them stream and queue batches.
+        from maip_events_local.template import stream_consumers
+
+        consumers = stream_consumers()
+        handlers = {route.function for route in gateway.routes} | {consumer.function for consumer in consumers}
+        pool = WorkerPool(preload=sorted(handlers, key=lambda f: f.logical_id))
+        names = settings.get_settings()
+        moto_patches.track_changes(pool.changes, {names.keys_table, names.tenants_table})
         pool.prewarm()
         gateway.invoke = pool.invoke
         key = create_api_key(tenant_id="demo", scopes=["*"], name="local demo key")
-        poller = StreamPoller()
+        # Stream and queue consumers run in the worker pool too (each worker runs one event at a time, like a
+        # container), so their CPU does not compete, under one GIL, with the embedded DynamoDB and the gateway.
+        poller = StreamPoller(consumers=consumers, invoke=lambda function, event, instance=0: pool.invoke(function, event))
         poller.start()
         url = f"http://{host}:{gateway.server_address[1]}"
         _announce(url, endpoint, key, as_json)

@@ -16,7 +16,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 from maip_events import aws
 from maip_events_local import functions
@@ -177,8 +177,13 @@ class _Run:
 
 
 class StreamPoller:
-    def __init__(self, interval: float = 0.2, consumers: list[Consumer] | None = None):
+    def __init__(self, interval: float = 0.2, consumers: list[Consumer] | None = None,
+                 invoke: Callable[..., Any] | None = None):
         self.interval = interval
+        # How a batch reaches its function: in this process by default (tests, benches); `maip-events serve` passes
+        # its worker pool, so consumers run in worker processes like Lambda and their CPU stays off the process
+        # that serves the embedded DynamoDB and the gateway.
+        self._invoke = invoke or functions.invoke
         self.consumers = consumers if consumers is not None else stream_consumers()
         self._shards: dict[tuple[str, str, str], _Shard] = {}
         self._queues: dict[str, _Queue] = {}
@@ -288,7 +293,7 @@ class StreamPoller:
         batch = state.pending[: consumer.batch_size]
         failed_from: int | None = None
         try:
-            response = functions.invoke(consumer.function, {"Records": batch})
+            response = self._invoke(consumer.function, {"Records": batch})
             if consumer.report_failures:
                 failures = (response or {}).get("batchItemFailures") or []
                 if failures:
@@ -367,7 +372,7 @@ class StreamPoller:
         region = get_settings().region
         records = [lambda_sqs_record(m, queue.arn, region) for m in messages]
         try:
-            response = functions.invoke(consumer.function, {"Records": records}, instance=f"{consumer.source}#{instance}")
+            response = self._invoke(consumer.function, {"Records": records}, instance=f"{consumer.source}#{instance}")
         except Exception:
             log.exception("%s failed on %d messages", consumer.function.logical_id, len(records))
             return True  # nothing deleted: the messages come back after the visibility timeout

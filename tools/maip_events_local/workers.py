@@ -33,13 +33,18 @@ class WorkerFailed(Exception):
     """The worker died or overran the function's timeout; the request gets Lambda's 500."""
 
 
-def _serve(conn: Connection, preload: list[Function]) -> None:
+def _serve(conn: Connection, preload: list[Function], changes: Any = None) -> None:
     """The worker's loop: (function, event) in, ("ok", response) or ("error", repr) out."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group; the parent stops us
     # The stack's stdout carries exactly one JSON document (the parent's ready line); handler logs go to stderr,
     # also those printed while the worker imports handlers, before the parent has printed that line.
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     from maip_events_local import functions
+
+    if changes is not None:  # cache keys and tenant settings until the embedded DynamoDB changes them
+        from maip_events import freshness
+
+        freshness.install(lambda: changes.value)
 
     for function in preload:  # import handlers before reporting ready, so the first request is warm
         functions.load(function)
@@ -58,9 +63,9 @@ def _serve(conn: Connection, preload: list[Function]) -> None:
 
 
 class _Worker:
-    def __init__(self, context: Any, preload: list[Function]):
+    def __init__(self, context: Any, preload: list[Function], changes: Any = None):
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child, preload), daemon=True, name="maip-worker")
+        self.process = context.Process(target=_serve, args=(child, preload, changes), daemon=True, name="maip-worker")
         self.process.start()
         child.close()
         self._ready = False
@@ -102,6 +107,9 @@ class WorkerPool:
         self._preload = preload or []
         # spawn, not fork: the parent runs threads (moto server, gateway, poller) that a fork would copy mid-flight.
         self._context = multiprocessing.get_context("spawn")
+        # Shared with every worker: moto_patches bumps it after each write to the keys and tenants tables, so
+        # workers cache those reads yet see a revocation or a settings change at once (maip_events.freshness).
+        self.changes = self._context.RawValue("q", 0)
         self._idle: list[_Worker] = []  # a stack: the warmest worker serves next
         # Requests waiting for a worker, served strictly first come first served: a freed worker is handed to the
         # oldest waiter, never taken by a newcomer (with barging, one request of many clients can wait unboundedly).
@@ -121,7 +129,7 @@ class WorkerPool:
             self._release(worker)
 
     def _spawn(self) -> _Worker:
-        worker = _Worker(self._context, self._preload)
+        worker = _Worker(self._context, self._preload, self.changes)
         self._all.append(worker)
         return worker
 

@@ -35,8 +35,10 @@ def emit_event(
                     "the same key with a different body is a 409 `conflict`.")] = None,
 ):
     principal = current_principal("events:write")
-    document, replayed = events.emit_event(principal.tenant_id, body, key=idempotency.validate_key(idempotency_key),
-                                           body=body.model_dump(mode="json"))
+    key = idempotency.validate_key(idempotency_key)
+    # The body is dumped only for the idempotency record (compared on retries); without a key nothing reads it.
+    document, replayed = events.emit_event(principal.tenant_id, body, key=key,
+                                           body=body.model_dump(mode="json") if key is not None else None)
     return json_response(201, document, {idempotency.REPLAYED_HEADER: "true"} if replayed else None)
 
 

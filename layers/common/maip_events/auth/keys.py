@@ -4,9 +4,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
 from typing import Any
 
+from maip_events import freshness
 from maip_events.catalog import ALL_SCOPES, SCOPES
 from maip_events.ids import format_time, new_id, utc_now
 from maip_events.settings import get_settings
@@ -59,22 +59,24 @@ def lookup_api_key(api_key: str, store: ApiKeyStore | None = None) -> dict[str, 
     # Active keys are cached per process for MAIP_API_KEY_CACHE_TTL seconds (5 in Lambda, 0 locally): the warm
     # emit path then reads nothing but writes its event, and a revocation takes effect within that bound.
     # Unknown and revoked keys are never cached, so a new key works at once.
-    ttl = get_settings().api_key_cache_ttl
-    hit = _cache.get((store.table, key_hash)) if ttl > 0 else None
-    if hit and hit[0] > time.monotonic():
-        return hit[1]
+    # (The local stack caches with TTL 0 too, dropping entries whenever the keys table changes: see freshness.)
+    deadline = freshness.expiry(get_settings().api_key_cache_ttl)
+    hit = _cache.get((store.table, key_hash)) if deadline is not None else None
+    if hit and freshness.fresh(hit[0], hit[1]):
+        return hit[2]
+    stamped = freshness.stamp()
     record = store.by_hash(key_hash)
     # The lookup is by hash; compare again in constant time so no code path compares secrets byte by byte.
     if record is None or not hmac.compare_digest(record["key_hash"], key_hash) or record.get("revoked_at"):
         return None
-    if ttl > 0:
+    if deadline is not None:
         if len(_cache) > 10_000:
             _cache.clear()
-        _cache[(store.table, key_hash)] = (time.monotonic() + ttl, record)
+        _cache[(store.table, key_hash)] = (deadline, stamped, record)
     return record
 
 
-_cache: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+_cache: dict[tuple[str, str], tuple[float, int | None, dict[str, Any]]] = {}
 
 
 def list_api_keys(tenant_id: str, store: ApiKeyStore | None = None) -> list[dict[str, Any]]:

@@ -435,7 +435,7 @@ class EventStore:
 
 
 PAGE_MAX_BYTES = 5_000_000  # Lambda answers at most 6 MB: a page stops before ~5 MB and continues with next_token
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_quote = json.encoder.encode_basestring  # the C encoder json.dumps(str, ensure_ascii=False) uses
 
 
 class ListedEvent(NamedTuple):
@@ -450,13 +450,14 @@ class ListedEvent(NamedTuple):
 
 
 def list_item_json(item: dict[str, Any]) -> str:
-    def text(name: str) -> str:
-        value = item.get(name)
-        return _dumps(value["S"]) if value else "null"
-
-    payload = item["payload"]["S"] if "payload" in item else "{}"
-    return (f'{{"event_id":{text("event_id")},"event_type":{text("event_type")},"agent_id":{text("agent_id")},'
-            f'"resource_id":{text("resource_id")},"severity":{text("severity")},"payload":{payload},"timestamp":{text("created_at")}}}')
+    get = item.get
+    # _quote is what json.dumps(ensure_ascii=False) does for a str, without its per-call dispatch (50 items x 6 fields).
+    agent, resource = get("agent_id"), get("resource_id")
+    payload = get("payload")
+    return (f'{{"event_id":{_quote(item["event_id"]["S"])},"event_type":{_quote(item["event_type"]["S"])},'
+            f'"agent_id":{_quote(agent["S"]) if agent else "null"},"resource_id":{_quote(resource["S"]) if resource else "null"},'
+            f'"severity":{_quote(item["severity"]["S"])},"payload":{payload["S"] if payload else "{}"},'
+            f'"timestamp":{_quote(item["created_at"]["S"])}}}')
 
 
 def _take(items: Iterator[dict[str, Any]], limit: int) -> tuple[list[ListedEvent], bool]:
@@ -467,7 +468,7 @@ def _take(items: Iterator[dict[str, Any]], limit: int) -> tuple[list[ListedEvent
         if len(events) == limit:
             return events, True
         text = list_item_json(item)
-        size += len(text.encode("utf-8", "surrogatepass")) + 1
+        size += (len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))) + 1
         if events and size > PAGE_MAX_BYTES:
             return events, True
         events.append(ListedEvent(item["event_id"]["S"], text))
