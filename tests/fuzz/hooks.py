@@ -3,8 +3,9 @@ that "schema-valid" also means "valid for the API"; negative cases and every che
 
 - `next_token` is an opaque cursor the server signs and binds to its query: a generated one is a forged token,
   which is rightly a 400 (tests/integration cover tampered and mismatched tokens). Positive cases omit it.
-- `from` <= `to` (list, export, replay), and metrics windows end at `to` (default: now) and span at most 31 days
-  (hour) or 366 days (day): cross-field and clock-relative rules. Positive cases get an ordered, short window.
+- `from` <= `to` (list, export, replay), metrics windows end at `to` (default: now) and span at most 31 days
+  (hour) or 366 days (day), and a replay window (`to` default: now) spans at most 7 days: cross-field and
+  clock-relative rules. Positive cases get an ordered, short window.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import schemathesis
 
 WINDOW_QUERIES = {"/v1/observability/events", "/v1/observability/events/export"}
 METRICS = "/v1/observability/metrics"
+REPLAY_WINDOW = timedelta(days=7)  # maip_events.quota.replay.MAX_WINDOW
 
 
 def _moment(text: str) -> datetime:
@@ -48,6 +50,11 @@ def map_case(context, case):
         case.query = query
     if path.endswith("/replay") and isinstance(case.body, dict) and isinstance(case.body.get("from"), str):
         body = dict(case.body)
-        body.setdefault("to", _text(_moment(body["from"]) + timedelta(hours=1)))
-        case.body = _ordered(body)
+        if body.get("to") is None:  # absent or null: the window ends now, so it starts within the last 7 days
+            body["from"] = _text(datetime.now(timezone.utc) - timedelta(hours=1))
+        elif isinstance(body["to"], str):
+            body = _ordered(body)
+            if _moment(body["to"]) - _moment(body["from"]) > REPLAY_WINDOW:
+                body["to"] = _text(_moment(body["from"]) + timedelta(hours=1))
+        case.body = body
     return case

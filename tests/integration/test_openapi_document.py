@@ -103,3 +103,30 @@ def test_a_log_stream_patch_keeps_every_constraint_of_the_settings_it_changes(do
     # Then each keeps its type's constraints (an empty token or URL is not schema-valid), only not required
     assert patch["token"]["minLength"] == 1 and patch["url"]["pattern"].startswith("^https")
     assert "required" not in document["components"]["schemas"]["SplunkHecConfigPatch"]
+
+
+@pytest.mark.parametrize("prefix", ["", "maip/", "a.b/c_d-1/", ".hidden/", "x" * 64 + "/",
+                                    "maip", "a/b", "../", "./", ".../", "a//b/", "/abs/", "x=y/", "a%2Fb/", "a\\b/",
+                                    "x" * 65 + "/"])
+def test_the_s3_prefix_pattern_is_exactly_the_rule_the_api_applies(document, aws, monkeypatch, prefix):
+    from functions.streams.app import lambda_handler as streams
+    from support import key_headers
+
+    # Given the documented prefix of S3 settings, for a create and for a PATCH
+    schemas = document["components"]["schemas"]
+    patterns = {schemas[name]["properties"]["prefix"]["pattern"] for name in ("S3Config", "S3ConfigPatch")}
+    assert len(patterns) == 1
+    schema_valid = re.fullmatch(patterns.pop(), prefix) is not None
+    # When a stream is created with that prefix (the local stack allows any bucket)
+    monkeypatch.setenv("MAIP_LOCAL", "1")
+    settings.reset()
+    status, body, _ = invoke(streams, "POST", "/v1/observability/streams",
+                             headers=key_headers("t1", ["streams:write", "streams:read", "events:read"]),
+                             body={"type": "s3", "config": {"bucket": "maip-siem-t1", "prefix": prefix}})
+    # Then the API accepts exactly the prefixes the schema does
+    assert status == (201 if schema_valid else 400), (prefix, body)
+
+
+def test_the_replay_operation_states_its_7_day_window(document):
+    replay = dict(operations(document))["POST /v1/observability/webhooks/{webhook_id}/replay"]
+    assert "at most 7 days" in replay["description"]

@@ -18,7 +18,11 @@ import re
 from maip_events.errors import InvalidRequest
 from maip_events.settings import get_settings
 
-_SEGMENT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# The prefix rule as one regex, also the OpenAPI `pattern` of S3Config.prefix (siem/models.py), so the schema and
+# this check cannot drift: empty, or segments of 1-64 letters, digits, `_`, `-`, `.` (not only dots), each ending in
+# '/'. Lookahead is in both Python and ECMA-262 (JSON Schema) regexes.
+PREFIX_PATTERN = r"^(?:(?!\.+/)[A-Za-z0-9_.-]{1,64}/)*$"
+_PREFIX = re.compile(PREFIX_PATTERN)
 MAX_PREFIX = 256
 
 
@@ -47,16 +51,13 @@ def bucket_problem(tenant_id: str, bucket: str) -> str | None:
 
 
 def prefix_problem(prefix: str) -> str | None:
-    if not prefix:
-        return None
     if len(prefix) > MAX_PREFIX:
         return f"is longer than {MAX_PREFIX} characters"
+    if _PREFIX.fullmatch(prefix):
+        return None
     if not prefix.endswith("/"):
         return "must end with '/'"
-    for segment in prefix[:-1].split("/"):
-        if not _SEGMENT.fullmatch(segment) or set(segment) == {"."}:
-            return "must be path segments of letters, digits, '_', '-' and '.' (no '=', '%', '..', empty or absolute segments)"
-    return None
+    return "must be path segments of letters, digits, '_', '-' and '.' (no '=', '%', '..', empty or absolute segments)"
 
 
 def check(tenant_id: str, bucket: str, prefix: str) -> None:

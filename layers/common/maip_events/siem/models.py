@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints, WithJsonSchema
 
 from maip_events.models.formats import EventTypePattern, WebhookUrl
+from maip_events.siem.buckets import MAX_PREFIX, PREFIX_PATTERN
 
 StreamType = Literal["splunk_hec", "datadog", "https", "s3"]
 Url = WebhookUrl
@@ -47,8 +48,12 @@ class HttpsConfig(_Config):
 
 class S3Config(_Config):
     bucket: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
-    prefix: Annotated[str, StringConstraints(max_length=256, pattern=r"^[A-Za-z0-9_./-]*$")] = Field(
-        default="", description="Key prefix of plain path segments ending in '/', e.g. maip/ (objects go to "
+    # The pattern is buckets.PREFIX_PATTERN, enforced by buckets.check (400 with the reason) on create and change:
+    # pydantic's Rust regex engine has no lookahead, so the schema states it and the model does not apply it.
+    prefix: Annotated[str, StringConstraints(max_length=MAX_PREFIX),
+                      WithJsonSchema({"type": "string", "maxLength": MAX_PREFIX, "pattern": PREFIX_PATTERN})] = Field(
+        default="", description="Key prefix of plain path segments (letters, digits, `_`, `-`, `.`; no `.`/`..` or "
+                                "empty segment), each ending in '/', e.g. maip/ (objects go to "
                                 "<prefix>tenant=<own id>/dt=YYYY-MM-DD/hour=HH/<batch>.ndjson.gz)")
 
 
