@@ -13,7 +13,7 @@ from moto import mock_aws
 
 from maip_events_local import moto_patches
 
-MESSAGES = 600
+MESSAGES = 300
 RECEIVERS = 8
 
 
@@ -22,7 +22,7 @@ def test_concurrent_receivers_never_get_the_same_message():
     with mock_aws():
         sqs = boto3.client("sqs", region_name="us-east-1")
         url = sqs.create_queue(QueueName="deliveries", Attributes={"VisibilityTimeout": "360"})["QueueUrl"]
-        # Given a queue of 600 messages
+        # Given a queue of 300 messages
         for start in range(0, MESSAGES, 10):
             sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f"m{start + i}"} for i in range(10)])
         received: list[str] = []
