@@ -1,4 +1,4 @@
-"""Three moto hot spots (and one lock: see _serialize_writes) that make the local stack slow down as tables grow; `install()` fixes them in-process.
+"""Three moto hot spots (and two locks: see _serialize_writes, _serialize_queues) that make the local stack slow down as tables grow; `install()` fixes them in-process.
 
 1. TransactWriteItems deep-copies every touched table, once per item, for rollback: O(table size) per emit
    (every emit is one transaction: the event + its count buckets). Replaced by a two-phase version with the
@@ -193,7 +193,7 @@ def _patch_query() -> None:
 
 
 def install() -> None:
-    """Patch moto's DynamoDB backend in this process (idempotent)."""
+    """Patch moto's DynamoDB and SQS backends in this process (idempotent)."""
     global _installed
     if _installed:
         return
@@ -202,6 +202,7 @@ def install() -> None:
     DynamoDBBackend.transact_write_items = _transact_write_items
     _patch_query()
     _serialize_writes(DynamoDBBackend)
+    _serialize_queues()
     _installed = True
 
 
@@ -254,3 +255,47 @@ def _note_change(operation: str, args: tuple[Any, ...], kwargs: dict[str, Any]) 
         names = {kwargs.get("table_name", args[1] if len(args) > 1 else None)}
     if names & _tracked:
         _change_counter.value += 1
+
+
+# SQS hands a visible message to one receiver only. Moto's ReceiveMessage picks visible messages and marks them
+# received without a lock, so two concurrent receives (the poller runs MaximumConcurrency instances per queue)
+# could both take one message: a webhook delivered twice. A delete also rebuilds the message list unlocked
+# (a message sent meanwhile could be lost). One lock around each receive pass, delete, visibility change and
+# send restores SQS's semantics; a long poll waits outside the lock, so it never holds up senders.
+_QUEUE_LOCK = threading.RLock()
+_QUEUE_OPS = ("send_message", "send_message_batch", "delete_message", "delete_message_batch",
+              "change_message_visibility", "change_message_visibility_batch", "purge_queue")
+
+
+def _serialize_queues() -> None:
+    import functools
+    import time
+
+    from moto.sqs.models import SQSBackend
+
+    for name in _QUEUE_OPS:
+        original = getattr(SQSBackend, name, None)
+        if original is None:
+            continue
+
+        def locked(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with _QUEUE_LOCK:
+                return __original(*args, **kwargs)
+
+        setattr(SQSBackend, name, functools.wraps(original)(locked))
+
+    receive = SQSBackend.receive_message
+
+    @functools.wraps(receive)
+    def receive_message(self: Any, queue_name: str, count: int, wait_seconds_timeout: int, visibility_timeout: int,
+                        message_attribute_names: list[str] | None = None) -> list:
+        deadline = time.monotonic() + (wait_seconds_timeout or 0)
+        while True:
+            with _QUEUE_LOCK:  # one pass, no waiting: pick and mark atomically
+                result = receive(self, queue_name, count, 0, visibility_timeout, message_attribute_names)
+            remaining = deadline - time.monotonic()
+            if result or remaining <= 0:
+                return result
+            self.get_queue(queue_name).wait_for_messages(min(1.0, remaining))
+
+    SQSBackend.receive_message = receive_message
