@@ -335,7 +335,9 @@ def test_a_cached_api_key_is_read_once_and_its_revocation_takes_effect_within_th
     monkeypatch.setenv("MAIP_API_KEY_CACHE_TTL", "5")
     settings.reset()
     now = {"t": 1000.0}
-    monkeypatch.setattr(keys.time, "monotonic", lambda: now["t"])
+    from maip_events import freshness
+
+    monkeypatch.setattr(freshness.time, "monotonic", lambda: now["t"])
     # When a client emits several events
     for _ in range(3):
         assert emit(headers, {"event_type": "agent.registered"})[0] == 201
