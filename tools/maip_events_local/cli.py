@@ -7,7 +7,9 @@ import os
 import sys
 from typing import Any, Callable
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], Any]] = {}
+from maip_events_local import http_cli
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], Any]] = {**http_cli.COMMANDS}
 
 
 def command(name: str) -> Callable:
@@ -76,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--tenant", required=True)
     for p in (retention, write_shards, show):
         _common(p)
+    http_cli.add_parsers(sub, _common)  # `events emit|list|tail|export`: the event API over HTTP
     return parser
 
 

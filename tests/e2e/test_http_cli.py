@@ -1,0 +1,296 @@
+"""`maip-events events emit|list|tail|export`: the installed command driven like a user would, against one
+served stack (exports paged at 5 events so a handful of events spans several pages)."""
+from __future__ import annotations
+
+import json
+import os
+import pty
+import queue
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Callable
+
+import httpx
+import pytest
+
+from served_stack import ROOT, served
+
+pytestmark = pytest.mark.e2e
+
+PAGE = 5  # MAIP_EXPORT_MAX_EVENTS of the served stack
+TIMEOUT = 60
+
+
+def _command() -> list[str]:
+    script = Path(sys.executable).parent / "maip-events"
+    script = script if script.exists() else Path(shutil.which("maip-events") or "")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "maip_events_local.cli"]
+
+
+MAIP = _command()
+
+
+class Tenant:
+    """A fresh tenant on the stack, with the environment a user would export for the CLI."""
+
+    def __init__(self, stack, tenant_id: str):
+        self.stack, self.id = stack, tenant_id
+        self.api_key = stack.key(tenant_id)["api_key"]
+        self.env = {**stack.env, "MAIP_URL": stack.url, "MAIP_TENANT": tenant_id, "MAIP_API_KEY": self.api_key}
+
+    def events(self, *args: str, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+        return subprocess.run([*MAIP, "events", *args], capture_output=True, text=True, timeout=TIMEOUT, cwd=ROOT,
+                              env=env if env is not None else self.env, **kwargs)
+
+    def emit_many(self, count: int, event_type: str = "agent.registered") -> list[str]:
+        response = httpx.post(f"{self.stack.url}/v1/observability/events:batch", timeout=TIMEOUT,
+                              headers={"X-API-Key": self.api_key, "X-Tenant-ID": self.id},
+                              json={"events": [{"event_type": event_type, "agent_id": f"agent-{i}"} for i in range(count)]})
+        assert response.status_code == 200, response.text
+        return [result["event"]["id"] for result in response.json()["results"]]
+
+
+@pytest.fixture(scope="module")
+def stack():
+    with served(MAIP_EXPORT_MAX_EVENTS=str(PAGE)) as running:
+        yield running
+
+
+def test_emit_then_list_shows_the_event_as_a_table_and_as_json(stack):
+    # Given a tenant's URL, tenant and key as options
+    tenant = Tenant(stack, "cli-list")
+    options = ["--url", stack.url, "--tenant", tenant.id, "--api-key", tenant.api_key]
+    # When it emits an event with metadata
+    emitted = tenant.events("emit", "--type", "agent.registered", "--agent", "agent-7", "--resource", "res-1",
+                            "--severity", "warn", "--metadata", '{"region": "eu-west-1", "n": 1.5}', *options, env=stack.env)
+    # Then the event id is printed
+    assert emitted.returncode == 0, emitted.stderr
+    event_id = emitted.stdout.split()[0]
+    assert event_id.startswith("maip-evt:")
+    # When it lists (settings from MAIP_* env vars) as a table and as JSON
+    shown = tenant.events("list", "--type", "agent.registered")
+    as_json = tenant.events("list", "--agent", "agent-7", "--json")
+    # Then the table has the event's row and the JSON is the API's page with the payload intact
+    assert shown.returncode == 0, shown.stderr
+    header, row, footer = shown.stdout.splitlines()
+    assert header.split() == ["TIME", "TYPE", "SEVERITY", "AGENT", "RESOURCE", "EVENT", "ID"]
+    assert row.split()[1:] == ["agent.registered", "warn", "agent-7", "res-1", event_id]
+    assert footer == "1 of 1 event(s)"
+    page = json.loads(as_json.stdout)
+    assert [item["event_id"] for item in page["items"]] == [event_id] and page["total"] == 1
+    assert page["items"][0]["payload"] == {"region": "eu-west-1", "n": 1.5}
+
+
+def test_list_all_follows_next_token(stack):
+    # Given three events
+    tenant = Tenant(stack, "cli-all")
+    ids = tenant.emit_many(3)
+    # When it lists one per page, with and without --all
+    one = tenant.events("list", "--limit", "1")
+    every = tenant.events("list", "--limit", "1", "--all", "--json")
+    # Then one page says how to get more, and --all returns all three, newest first
+    assert one.returncode == 0 and "1 of 3 event(s); more: --all, or --next-token " in one.stdout
+    document = json.loads(every.stdout)
+    assert [item["event_id"] for item in document["items"]] == sorted(ids, reverse=True)
+    assert document["next_token"] is None
+
+
+def test_missing_settings_and_api_errors_are_clear(stack):
+    # Given a tenant, and an environment without a URL
+    tenant = Tenant(stack, "cli-errors")
+    no_url = {k: v for k, v in tenant.env.items() if k != "MAIP_URL"}
+    # When it lists without a URL, with a bad filter, and with a wrong key
+    missing = tenant.events("list", env=no_url)
+    missing_json = tenant.events("list", "--json", env=no_url)
+    bad_filter = tenant.events("list", "--type", "no.such_type")
+    bad_key = tenant.events("list", "--api-key", "mk_wrong")
+    # Then: usage errors exit 2 naming the setting; API errors carry the API's message
+    assert missing.returncode == 2 and "missing settings: --url (or MAIP_URL)" in missing.stderr
+    assert missing_json.returncode == 2 and json.loads(missing_json.stdout)["error"]["code"] == "invalid_request"
+    assert bad_filter.returncode == 2 and "HTTP 400 invalid_request" in bad_filter.stderr
+    assert bad_key.returncode == 1 and "HTTP 401 unauthorized" in bad_key.stderr
+
+
+def _lines(stream) -> queue.Queue:
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in iter(stream.readline, "")], daemon=True).start()
+    return lines
+
+
+def test_tail_prints_new_events_once_oldest_first_and_stops_on_ctrl_c(stack):
+    # Given an event from before the tail starts
+    tenant = Tenant(stack, "cli-tail")
+    tenant.emit_many(1, "session.created")
+    since = (datetime.now(timezone.utc) - timedelta(minutes=1)).isoformat()
+    # When one tail follows from now and another --since a minute ago, and two events are emitted
+    now_tail = subprocess.Popen([*MAIP, "events", "tail", "--json", "--interval", "0.2"], env=tenant.env, cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    since_tail = subprocess.Popen([*MAIP, "events", "tail", "--since", since, "--interval", "0.2"], env=tenant.env,
+                                  cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for process in (now_tail, since_tail):  # each says when it is following
+            assert "following events from" in _lines(process.stderr).get(timeout=TIMEOUT)
+        now_lines, since_lines = _lines(now_tail.stdout), _lines(since_tail.stdout)
+        first, second = tenant.emit_many(2, "agent.updated")
+        # Then the first tail prints exactly the new events, one JSON object per line, oldest first
+        printed = [json.loads(now_lines.get(timeout=TIMEOUT)) for _ in range(2)]
+        assert [(e["event_id"], e["event_type"]) for e in printed] == [(first, "agent.updated"), (second, "agent.updated")]
+        # and the --since tail printed the older event first, as a readable line
+        older = since_lines.get(timeout=TIMEOUT)
+        assert "session.created" in older and older.split()[0].endswith("Z")
+        assert first in since_lines.get(timeout=TIMEOUT) and second in since_lines.get(timeout=TIMEOUT)
+        # When Ctrl-C is pressed, Then it stops cleanly (exit 0, no traceback) with nothing printed twice
+        time.sleep(0.6)  # a few more polls
+        for process in (now_tail, since_tail):
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=TIMEOUT) == 0
+        assert now_lines.empty() and since_lines.empty()
+        assert "Traceback" not in now_tail.stderr.read()
+    finally:
+        for process in (now_tail, since_tail):
+            if process.poll() is None:
+                process.kill()
+
+
+def test_export_writes_every_event_once_over_several_pages(stack, tmp_path):
+    # Given 12 events (pages of 5)
+    tenant = Tenant(stack, "cli-export")
+    ids = tenant.emit_many(12)
+    out = tmp_path / "events.jsonl"
+    # When it exports as jsonl and as OCSF
+    done = tenant.events("export", "--format", "jsonl", "--out", str(out), "--json")
+    ocsf = tenant.events("export", "--format", "ocsf", "--out", str(tmp_path / "events.ocsf"))
+    # Then the file holds each event once, newest first; the summary counts events, bytes and pages
+    assert done.returncode == 0, done.stderr
+    lines = out.read_bytes().splitlines(keepends=True)
+    assert [json.loads(line)["event_id"] for line in lines] == sorted(ids, reverse=True)
+    assert json.loads(done.stdout) == {"out": str(out), "format": "jsonl", "events": 12, "bytes": out.stat().st_size,
+                                       "pages": 3, "resumed": False}
+    assert done.stderr == ""  # stderr is not a terminal: no progress bar
+    assert ocsf.returncode == 0 and ocsf.stdout.startswith("exported 12 events (")
+    records = [json.loads(line) for line in (tmp_path / "events.ocsf").read_text().splitlines()]
+    assert sorted(r["metadata"]["uid"] for r in records) == sorted(ids)
+    assert not list(tmp_path.glob("*.partial-state"))
+
+
+class _Proxy(ThreadingHTTPServer):
+    """Forwards GETs to the stack; `on_export(n)` runs before the n-th export request is answered."""
+
+    def __init__(self, upstream: str, on_export: Callable[[int], None]):
+        self.upstream, self.on_export, self.exports = upstream, on_export, 0
+        super().__init__(("127.0.0.1", 0), _Forward)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Forward(BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        if "/export" in self.path:
+            self.server.exports += 1
+            self.server.on_export(self.server.exports)
+        upstream = httpx.get(self.server.upstream + self.path, timeout=TIMEOUT,
+                             headers={k: self.headers[k] for k in ("X-API-Key", "X-Tenant-ID")})
+        try:
+            self.send_response(upstream.status_code)
+            for name in ("Content-Type", "X-Next-Token"):
+                if name in upstream.headers:
+                    self.send_header(name, upstream.headers[name])
+            self.send_header("Content-Length", str(len(upstream.content)))
+            self.end_headers()
+            self.wfile.write(upstream.content)
+        except OSError:
+            pass  # the client was killed meanwhile
+
+    def log_message(self, *args):
+        pass
+
+
+def test_an_interrupted_export_resumes_to_exactly_every_line(stack, tmp_path):
+    # Given 12 events (pages of 5), and a network path on which the CLI is killed while it asks for page 2
+    tenant = Tenant(stack, "cli-resume")
+    ids = tenant.emit_many(12)
+    out = tmp_path / "events.jsonl"
+    victim: list[subprocess.Popen] = []
+
+    def kill_on_second_page(n: int) -> None:
+        if n == 2 and victim:
+            victim.pop().kill()
+
+    proxy = _Proxy(stack.url, kill_on_second_page)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        env = {**tenant.env, "MAIP_URL": proxy.url}
+        command = [*MAIP, "events", "export", "--format", "jsonl", "--out", str(out)]
+        # When the export is killed after its first page
+        first_run = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        victim.append(first_run)
+        assert first_run.wait(timeout=TIMEOUT) == -signal.SIGKILL
+        # Then the file holds the first page only, and the progress is recorded
+        assert len(out.read_bytes().splitlines()) == PAGE
+        state = Path(f"{out}.partial-state")
+        assert json.loads(state.read_text())["pages"] == 1
+        # And even if a later page had been torn mid-line before the crash
+        with out.open("ab") as f:
+            f.write(b'{"event_id": "maip-evt:TORN')
+        # When the same command runs again
+        resumed = subprocess.run([*command, "--json"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT)
+        # Then it continues from page 2: every event exactly once, no partial line, the state removed
+        assert resumed.returncode == 0, resumed.stderr
+        data = out.read_bytes()
+        assert data.endswith(b"\n")
+        assert [json.loads(line)["event_id"] for line in data.splitlines()] == sorted(ids, reverse=True)
+        assert json.loads(resumed.stdout)["resumed"] is True and json.loads(resumed.stdout)["pages"] == 3
+        assert proxy.exports == 2 + 2  # the first page was not fetched again
+        assert not state.exists()
+        # And --restart with other options ignores nothing silently: a different filter is refused while resuming
+        # is pending, and accepted with --restart
+        state.write_text(json.dumps({"version": 1, "identity": {"query": {"format": "ocsf"}}, "next_token": None,
+                                     "bytes": 0, "events": 0, "pages": 0}))
+        refused = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT)
+        assert refused.returncode == 2 and "--restart" in refused.stderr
+        restarted = subprocess.run([*command, "--restart"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT)
+        assert restarted.returncode == 0 and len(out.read_bytes().splitlines()) == 12 and not state.exists()
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+
+
+def test_export_shows_a_progress_bar_on_a_terminal(stack, tmp_path):
+    # Given 7 events and stderr attached to a pseudo-terminal
+    tenant = Tenant(stack, "cli-progress")
+    tenant.emit_many(7)
+    main, secondary = pty.openpty()
+    process = subprocess.Popen([*MAIP, "events", "export", "--out", str(tmp_path / "e.jsonl")], cwd=ROOT,
+                               env={**tenant.env, "TERM": "xterm-256color", "COLUMNS": "160"},
+                               stdout=subprocess.PIPE, stderr=secondary, text=True)
+    os.close(secondary)
+    # When the export runs
+    terminal = b""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([main], [], [], 1)
+        if ready:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # EIO: the process closed the terminal
+                break
+            if not chunk:
+                break
+            terminal += chunk
+    os.close(main)
+    assert process.wait(timeout=TIMEOUT) == 0
+    # Then the terminal showed events of the exact total, bytes and a rate; stdout has only the summary
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", terminal.decode(errors="replace"))
+    assert re.search(r"7/7 events · [\d.,]+ (B|kB) · [\d,]+ events/s · [\d.,]+ (B|kB|MB)/s", text), text
+    assert process.stdout.read().startswith("exported 7 events (")
