@@ -40,12 +40,12 @@ MAIP = _command()
 
 
 class Tenant:
-    """A fresh tenant on the stack, with the environment a user would export for the CLI."""
+    """The stack's demo tenant and key (no key-creating subprocess), with the environment a user would export for
+    the CLI; each test keeps to its own agent id, so filtering by it isolates the test's events."""
 
-    def __init__(self, stack, tenant_id: str):
-        self.stack, self.id = stack, tenant_id
-        self.api_key = stack.key(tenant_id)["api_key"]
-        self.env = {**stack.env, "MAIP_URL": stack.url, "MAIP_TENANT": tenant_id, "MAIP_API_KEY": self.api_key}
+    def __init__(self, stack, agent: str):
+        self.stack, self.id, self.api_key, self.agent = stack, stack.tenant_id, stack.api_key, agent
+        self.env = {**stack.env, "MAIP_URL": stack.url, "MAIP_TENANT": self.id, "MAIP_API_KEY": self.api_key}
 
     def events(self, *args: str, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
         return subprocess.run([*MAIP, "events", *args], capture_output=True, text=True, timeout=TIMEOUT, cwd=ROOT,
@@ -54,7 +54,7 @@ class Tenant:
     def emit_many(self, count: int, event_type: str = "agent.registered") -> list[str]:
         response = httpx.post(f"{self.stack.url}/v1/observability/events:batch", timeout=TIMEOUT,
                               headers={"X-API-Key": self.api_key, "X-Tenant-ID": self.id},
-                              json={"events": [{"event_type": event_type, "agent_id": f"agent-{i}"} for i in range(count)]})
+                              json={"events": [{"event_type": event_type, "agent_id": self.agent} for _ in range(count)]})
         assert response.status_code == 200, response.text
         return [result["event"]["id"] for result in response.json()["results"]]
 
@@ -66,56 +66,44 @@ def stack():
 
 
 def test_emit_then_list_shows_the_event_as_a_table_and_as_json(stack):
-    # Given a tenant's URL, tenant and key as options
+    # Given the URL, tenant and key as options
     tenant = Tenant(stack, "cli-list")
     options = ["--url", stack.url, "--tenant", tenant.id, "--api-key", tenant.api_key]
-    # When it emits an event with metadata
-    emitted = tenant.events("emit", "--type", "agent.registered", "--agent", "agent-7", "--resource", "res-1",
+    # When it emits an event with metadata, and another event arrives
+    emitted = tenant.events("emit", "--type", "agent.registered", "--agent", tenant.agent, "--resource", "res-1",
                             "--severity", "warn", "--metadata", '{"region": "eu-west-1", "n": 1.5}', *options, env=stack.env)
-    # Then the event id is printed
     assert emitted.returncode == 0, emitted.stderr
     event_id = emitted.stdout.split()[0]
+    [newer] = tenant.emit_many(1, "agent.updated")
+    # And it lists one per page as a table, and --all as JSON (settings from the MAIP_* env vars)
+    shown = tenant.events("list", "--agent", tenant.agent, "--type", "agent.registered")
+    every = tenant.events("list", "--agent", tenant.agent, "--limit", "1", "--all", "--json")
+    # Then the table has the event's row and says how many match
     assert event_id.startswith("maip-evt:")
-    # When it lists (settings from MAIP_* env vars) as a table and as JSON
-    shown = tenant.events("list", "--type", "agent.registered")
-    as_json = tenant.events("list", "--agent", "agent-7", "--json")
-    # Then the table has the event's row and the JSON is the API's page with the payload intact
     assert shown.returncode == 0, shown.stderr
     header, row, footer = shown.stdout.splitlines()
     assert header.split() == ["TIME", "TYPE", "SEVERITY", "AGENT", "RESOURCE", "EVENT", "ID"]
-    assert row.split()[1:] == ["agent.registered", "warn", "agent-7", "res-1", event_id]
+    assert row.split()[1:] == ["agent.registered", "warn", tenant.agent, "res-1", event_id]
     assert footer == "1 of 1 event(s)"
-    page = json.loads(as_json.stdout)
-    assert [item["event_id"] for item in page["items"]] == [event_id] and page["total"] == 1
-    assert page["items"][0]["payload"] == {"region": "eu-west-1", "n": 1.5}
-
-
-def test_list_all_follows_next_token(stack):
-    # Given three events
-    tenant = Tenant(stack, "cli-all")
-    ids = tenant.emit_many(3)
-    # When it lists one per page, with and without --all
-    one = tenant.events("list", "--limit", "1")
-    every = tenant.events("list", "--limit", "1", "--all", "--json")
-    # Then one page says how to get more, and --all returns all three, newest first
-    assert one.returncode == 0 and "1 of 3 event(s); more: --all, or --next-token " in one.stdout
+    # And --all followed next_token to both events, newest first, payload intact
     document = json.loads(every.stdout)
-    assert [item["event_id"] for item in document["items"]] == sorted(ids, reverse=True)
-    assert document["next_token"] is None
+    assert [item["event_id"] for item in document["items"]] == [newer, event_id]
+    assert document["total"] == 2 and document["next_token"] is None
+    assert document["items"][1]["payload"] == {"region": "eu-west-1", "n": 1.5}
 
 
 def test_missing_settings_and_api_errors_are_clear(stack):
-    # Given a tenant, and an environment without a URL
+    # Given the demo tenant, and an environment without a URL
     tenant = Tenant(stack, "cli-errors")
     no_url = {k: v for k, v in tenant.env.items() if k != "MAIP_URL"}
     # When it lists without a URL, with a bad filter, and with a wrong key
-    missing = tenant.events("list", env=no_url)
-    missing_json = tenant.events("list", "--json", env=no_url)
+    missing = tenant.events("list", "--json", env=no_url)
     bad_filter = tenant.events("list", "--type", "no.such_type")
     bad_key = tenant.events("list", "--api-key", "mk_wrong")
-    # Then: usage errors exit 2 naming the setting; API errors carry the API's message
+    # Then a missing setting exits 2 naming it (and --json still prints one JSON document)
     assert missing.returncode == 2 and "missing settings: --url (or MAIP_URL)" in missing.stderr
-    assert missing_json.returncode == 2 and json.loads(missing_json.stdout)["error"]["code"] == "invalid_request"
+    assert json.loads(missing.stdout)["error"]["code"] == "invalid_request"
+    # And API errors carry the API's code and message
     assert bad_filter.returncode == 2 and "HTTP 400 invalid_request" in bad_filter.stderr
     assert bad_key.returncode == 1 and "HTTP 401 unauthorized" in bad_key.stderr
 
@@ -132,9 +120,10 @@ def test_tail_prints_new_events_once_oldest_first_and_stops_on_ctrl_c(stack):
     tenant.emit_many(1, "session.created")
     since = (datetime.now(timezone.utc) - timedelta(minutes=1)).isoformat()
     # When one tail follows from now and another --since a minute ago, and two events are emitted
-    now_tail = subprocess.Popen([*MAIP, "events", "tail", "--json", "--interval", "0.2"], env=tenant.env, cwd=ROOT,
+    now_tail = subprocess.Popen([*MAIP, "events", "tail", "--json", "--interval", "0.2", "--agent", tenant.agent], env=tenant.env, cwd=ROOT,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    since_tail = subprocess.Popen([*MAIP, "events", "tail", "--since", since, "--interval", "0.2"], env=tenant.env,
+    since_tail = subprocess.Popen([*MAIP, "events", "tail", "--since", since, "--interval", "0.2",
+                                   "--agent", tenant.agent], env=tenant.env,
                                   cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         for process in (now_tail, since_tail):  # each says when it is following
@@ -166,9 +155,8 @@ def test_export_writes_every_event_once_over_several_pages(stack, tmp_path):
     tenant = Tenant(stack, "cli-export")
     ids = tenant.emit_many(12)
     out = tmp_path / "events.jsonl"
-    # When it exports as jsonl and as OCSF
-    done = tenant.events("export", "--format", "jsonl", "--out", str(out), "--json")
-    ocsf = tenant.events("export", "--format", "ocsf", "--out", str(tmp_path / "events.ocsf"))
+    # When it exports them as jsonl
+    done = tenant.events("export", "--format", "jsonl", "--agent", tenant.agent, "--out", str(out), "--json")
     # Then the file holds each event once, newest first; the summary counts events, bytes and pages
     assert done.returncode == 0, done.stderr
     lines = out.read_bytes().splitlines(keepends=True)
@@ -176,9 +164,6 @@ def test_export_writes_every_event_once_over_several_pages(stack, tmp_path):
     assert json.loads(done.stdout) == {"out": str(out), "format": "jsonl", "events": 12, "bytes": out.stat().st_size,
                                        "pages": 3, "resumed": False}
     assert done.stderr == ""  # stderr is not a terminal: no progress bar
-    assert ocsf.returncode == 0 and ocsf.stdout.startswith("exported 12 events (")
-    records = [json.loads(line) for line in (tmp_path / "events.ocsf").read_text().splitlines()]
-    assert sorted(r["metadata"]["uid"] for r in records) == sorted(ids)
     assert not list(tmp_path.glob("*.partial-state"))
 
 
@@ -231,7 +216,7 @@ def test_an_interrupted_export_resumes_to_exactly_every_line(stack, tmp_path):
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     try:
         env = {**tenant.env, "MAIP_URL": proxy.url}
-        command = [*MAIP, "events", "export", "--format", "jsonl", "--out", str(out)]
+        command = [*MAIP, "events", "export", "--format", "jsonl", "--agent", tenant.agent, "--out", str(out)]
         # When the export is killed after its first page
         first_run = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         victim.append(first_run)
@@ -253,8 +238,7 @@ def test_an_interrupted_export_resumes_to_exactly_every_line(stack, tmp_path):
         assert json.loads(resumed.stdout)["resumed"] is True and json.loads(resumed.stdout)["pages"] == 3
         assert proxy.exports == 2 + 2  # the first page was not fetched again
         assert not state.exists()
-        # And --restart with other options ignores nothing silently: a different filter is refused while resuming
-        # is pending, and accepted with --restart
+        # And a pending state left by other options is refused rather than mixed in; --restart starts over
         state.write_text(json.dumps({"version": 1, "identity": {"query": {"format": "ocsf"}}, "next_token": None,
                                      "bytes": 0, "events": 0, "pages": 0}))
         refused = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT)
@@ -269,9 +253,10 @@ def test_an_interrupted_export_resumes_to_exactly_every_line(stack, tmp_path):
 def test_export_shows_a_progress_bar_on_a_terminal(stack, tmp_path):
     # Given 7 events and stderr attached to a pseudo-terminal
     tenant = Tenant(stack, "cli-progress")
-    tenant.emit_many(7)
+    ids = tenant.emit_many(7)
     main, secondary = pty.openpty()
-    process = subprocess.Popen([*MAIP, "events", "export", "--out", str(tmp_path / "e.jsonl")], cwd=ROOT,
+    process = subprocess.Popen([*MAIP, "events", "export", "--format", "ocsf", "--agent", tenant.agent,
+                                "--out", str(tmp_path / "e.ocsf")], cwd=ROOT,
                                env={**tenant.env, "TERM": "xterm-256color", "COLUMNS": "160"},
                                stdout=subprocess.PIPE, stderr=secondary, text=True)
     os.close(secondary)
@@ -294,3 +279,5 @@ def test_export_shows_a_progress_bar_on_a_terminal(stack, tmp_path):
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", terminal.decode(errors="replace"))
     assert re.search(r"7/7 events · [\d.,]+ (B|kB) · [\d,]+ events/s · [\d.,]+ (B|kB|MB)/s", text), text
     assert process.stdout.read().startswith("exported 7 events (")
+    records = [json.loads(line) for line in (tmp_path / "e.ocsf").read_text().splitlines()]
+    assert sorted(r["metadata"]["uid"] for r in records) == sorted(ids)

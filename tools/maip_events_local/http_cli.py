@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -109,12 +110,11 @@ class Api:
         raise AssertionError("unreachable")
 
     def pages(self, params: dict) -> Iterator[dict]:
-        """GET /events pages, following next_token (which already carries the query)."""
+        """GET /events pages, following next_token (sent with the same filters: the API checks they match)."""
         page = self.request("GET", EVENTS_PATH, params=params).json()
         yield page
         while page.get("next_token"):
-            page = self.request("GET", EVENTS_PATH, params={"next_token": page["next_token"],
-                                                            "limit": params.get("limit")}).json()
+            page = self.request("GET", EVENTS_PATH, params={**params, "next_token": page["next_token"]}).json()
             yield page
 
 
@@ -144,7 +144,7 @@ def add_parsers(sub: argparse._SubParsersAction, common: Callable[[argparse.Argu
     _filters(list_p)
     list_p.add_argument("--limit", type=int, help="page size, 1-500 (API default 50)")
     list_p.add_argument("--order", choices=("desc", "asc"), help="desc (newest first, default) or asc")
-    list_p.add_argument("--next-token", help="continue a previous page")
+    list_p.add_argument("--next-token", help="continue a previous page (give the same filters)")
     list_p.add_argument("--all", action="store_true", help="follow next_token to the end")
 
     tail_p = events.add_parser("tail", help="print new events as they arrive, oldest first (Ctrl-C stops)")
@@ -208,6 +208,15 @@ def _command(name: str) -> Callable:
     return register
 
 
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM both end tail/export cleanly, even when started with SIGINT ignored (`cmd &` in a script)."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, interrupt)
+
+
 def _emit_json(document: Any) -> None:
     print(json.dumps(document, ensure_ascii=False), flush=True)
 
@@ -245,9 +254,7 @@ def _metadata(text: str) -> dict:
 
 @_command("events list")
 def list_events(args: argparse.Namespace, api: Api) -> int:
-    params = {**_query(args), "limit": args.limit, "order": args.order}
-    if args.next_token:  # a token carries its query; only the page size may change
-        params = {"next_token": args.next_token, "limit": args.limit}
+    params = {**_query(args), "limit": args.limit, "order": args.order, "next_token": args.next_token}
     pages = api.pages(params) if args.all else iter([api.request("GET", EVENTS_PATH, params=params).json()])
     first = next(pages)
     items = list(first["items"])
@@ -260,7 +267,7 @@ def list_events(args: argparse.Namespace, api: Api) -> int:
     print(table(items) if items else "no events")
     footer = f"{len(items)} of {document.get('total', len(items))} event(s)"
     if document.get("next_token"):
-        footer += f"; more: --all, or --next-token {document['next_token']}"
+        footer += f"; more: --all, or the same filters with --next-token {document['next_token']}"
     print(footer)
     return 0
 
@@ -305,7 +312,9 @@ def tail(args: argparse.Namespace, api: Api) -> int:
     exists at start (within the overlap) is only remembered, not printed. --json: one JSON object per line."""
     if args.interval <= 0:
         raise CliError("--interval must be positive", 2)
-    start = _parse_time(args.since) if args.since else datetime.now(timezone.utc) - TAIL_OVERLAP
+    _stop_on_signals()
+    now = datetime.now(timezone.utc)
+    start = _parse_time(args.since) if args.since else now - TAIL_OVERLAP
     query, cursor = _query(args), start
     seen: dict[str, datetime] = {}
     first = True
@@ -322,7 +331,7 @@ def tail(args: argparse.Namespace, api: Api) -> int:
                 cursor = max(start, max(seen.values()) - TAIL_OVERLAP)
                 seen = {k: t for k, t in seen.items() if t >= cursor}
             if first:
-                print(f"maip-events: following events from {_iso(start if args.since else cursor)} "
+                print(f"maip-events: following events from {_iso(start if args.since else now)} "
                       f"(every {args.interval:g} s; Ctrl-C stops)", file=sys.stderr, flush=True)
                 first = False
             time.sleep(args.interval)
@@ -427,6 +436,7 @@ def export(args: argparse.Namespace, api: Api) -> int:
     else:
         state = {"version": 1, "identity": identity, "next_token": None, "bytes": 0, "events": 0, "pages": 0}
         _write_state(state_path, state)  # first, so a crash from here on resumes (from the start)
+    _stop_on_signals()
     show = sys.stderr.isatty()
     total = _count(api, query) if show else None
     try:
