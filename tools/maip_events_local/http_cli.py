@@ -147,7 +147,8 @@ def add_parsers(sub: argparse._SubParsersAction, common: Callable[[argparse.Argu
     list_p.add_argument("--next-token", help="continue a previous page (give the same filters)")
     list_p.add_argument("--all", action="store_true", help="follow next_token to the end")
 
-    tail_p = events.add_parser("tail", help="print new events as they arrive, oldest first (Ctrl-C stops)")
+    tail_p = events.add_parser("tail", help="print new events as they arrive, oldest first (Ctrl-C stops); "
+                                            "--json prints one JSON object per line")
     _filters(tail_p, window=False)
     tail_p.add_argument("--since", help="also print events from this ISO 8601 time on (default: only new ones)")
     tail_p.add_argument("--interval", type=float, default=1.0, help="seconds between polls (default 1)")
@@ -196,16 +197,22 @@ def _command(name: str) -> Callable:
         def run(args: argparse.Namespace) -> int:
             try:
                 return func(args, Api(connection(args))) or 0
+            except OSError as err:  # the output or state file (network errors arrive as CliError)
+                return _report(args, CliError(f"{err.filename or 'output'}: {err.strerror or err}"))
             except CliError as err:
-                print(f"maip-events: {err.message}", file=sys.stderr)
-                if args.json:
-                    print(json.dumps(err.document, ensure_ascii=False))
-                return err.exit_code
+                return _report(args, err)
 
         COMMANDS[name] = run
         return func
 
     return register
+
+
+def _report(args: argparse.Namespace, err: CliError) -> int:
+    print(f"maip-events: {err.message}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(err.document, ensure_ascii=False))
+    return err.exit_code
 
 
 def _stop_on_signals() -> None:
