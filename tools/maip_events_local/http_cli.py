@@ -452,7 +452,12 @@ def export(args: argparse.Namespace, api: Api) -> int:
             f.seek(state["bytes"])
             while True:
                 params = {**query, "next_token": state["next_token"]}
-                response = api.request("GET", EXPORT_PATH, params=params)
+                try:
+                    response = api.request("GET", EXPORT_PATH, params=params)
+                except CliError as err:
+                    if resumed and err.exit_code == 2 and state["next_token"]:
+                        err.message += f"\n(the next_token saved in {state_path} was refused: add --restart to start over)"
+                    raise
                 body = response.content
                 if body and not body.endswith(b"\n"):
                     body += b"\n"
