@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 
 EVENTS_PATH = "/v1/observability/events"
 EXPORT_PATH = "/v1/observability/events/export"
-RETRIES = 3  # for 429/502/503/504 and connection failures, on requests that are safe to repeat
+RETRIES = 3  # for 429 always; 502/503/504 and connection failures on requests that are safe to repeat
 TAIL_OVERLAP = timedelta(seconds=10)  # tail re-reads this much behind its newest event (late writes, clock skew)
 STATE_SUFFIX = ".partial-state"
 
@@ -101,7 +101,8 @@ class Api:
                     raise CliError(f"cannot reach {self.conn.url}: {type(err).__name__}: {err}") from None
                 time.sleep(0.5 * 2 ** attempt)
                 continue
-            if response.status_code in (429, 502, 503, 504) and not last:
+            # A 429 stored nothing, so even an unkeyed POST may repeat it; a 5xx might have stored the event.
+            if (response.status_code == 429 or response.status_code in (502, 503, 504) and retry) and attempt < RETRIES:
                 time.sleep(_retry_after(response.headers.get("Retry-After"), 0.5 * 2 ** attempt))
                 continue
             if response.is_error:
