@@ -63,7 +63,8 @@ class Tenant:
 
 @pytest.fixture(scope="module")
 def stack():
-    with served(MAIP_EXPORT_MAX_EVENTS=str(PAGE), MAIP_JWT_SECRET=JWT_SECRET) as running:
+    # Two handler workers are plenty for one CLI at a time (fewer processes to start on a busy machine).
+    with served(MAIP_EXPORT_MAX_EVENTS=str(PAGE), MAIP_JWT_SECRET=JWT_SECRET, MAIP_LOCAL_WORKERS="2") as running:
         yield running
 
 
