@@ -7,9 +7,7 @@ import os
 import sys
 from typing import Any, Callable
 
-from maip_events_local import http_cli
-
-COMMANDS: dict[str, Callable[[argparse.Namespace], Any]] = {**http_cli.COMMANDS}
+COMMANDS: dict[str, Callable[[argparse.Namespace], Any]] = {}
 
 
 def command(name: str) -> Callable:
@@ -78,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--tenant", required=True)
     for p in (retention, write_shards, show):
         _common(p)
-    http_cli.add_parsers(sub, _common)  # `events emit|list|tail|export`: the event API over HTTP
+    from maip_events_local import http_cli  # `events emit|list|tail|export`: the event API over HTTP
+
+    http_cli.add_parsers(sub, _common, COMMANDS)
     return parser
 
 

@@ -128,8 +128,11 @@ def _retry_after(value: str | None, default: float) -> float:
 
 # ------------------------------------------------------------------------------------------------------ options
 
-def add_parsers(sub: argparse._SubParsersAction, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Registers `events emit|list|tail|export`; `common` adds the options every maip-events command takes."""
+def add_parsers(sub: argparse._SubParsersAction, common: Callable[[argparse.ArgumentParser], None],
+                commands: dict[str, Callable[[argparse.Namespace], int]]) -> None:
+    """Adds `events emit|list|tail|export` to the parser and to `commands`; `common` adds the options every
+    maip-events command takes."""
+    commands.update(COMMANDS)
     events = sub.add_parser("events", help="emit, list, tail and export events through the HTTP API").add_subparsers(
         dest="action", required=True)
 
