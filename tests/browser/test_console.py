@@ -81,8 +81,10 @@ def test_sign_in_keeps_the_secret_in_session_storage_only_and_sign_out_forgets_i
 def test_events_scroll_past_the_first_page_and_open_a_pretty_printed_detail(console, stack, tenants):
     # Given 120 events (more than two pages of 50)
     headers = tenants["console-scroll"]
-    emit_many(stack, headers, [{"event_type": "session.created", "agent_id": f"agent-{i % 3}", "resource_id": f"res-{i}",
-                                "severity": "info", "metadata": {"n": i, "region": "eu-west-1"}} for i in range(120)])
+    types = ("agent.registered", "session.created", "trust.computed", "guardrail.violation", "orchestration.completed")
+    emit_many(stack, headers, [{"event_type": types[i % 5], "agent_id": f"agent-{i % 3}", "resource_id": f"res-{i}",
+                                "severity": ("info", "info", "warn", "error")[i % 4], "metadata": {"n": i, "region": "eu-west-1"}}
+                               for i in range(120)])
     wait_total(stack, headers, 120)
 
     # When the user signs in, then scrolls the table to its end
@@ -119,6 +121,11 @@ def test_events_scroll_past_the_first_page_and_open_a_pretty_printed_detail(cons
     page.keyboard.press("Escape")
     expect(page.locator("#detail")).to_be_hidden()
     expect(rows.last).to_be_focused()
+    # (the README's screenshot: the top of the list with the newest event open)
+    page.locator("#events-scroll").evaluate("node => node.scrollTo(0, 0)")
+    rows.first.click()
+    expect(page.locator("#detail")).to_be_visible()
+    console.screenshot("events")
     assert console.problems == []
 
 
