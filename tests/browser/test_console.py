@@ -12,7 +12,7 @@ import requests
 from playwright.sync_api import expect
 
 from console_seeding import EVENTS, emit_many, wait_total
-from webhook_receiver import Receiver
+from webhook_receiver import Receiver, Reply
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -123,7 +123,7 @@ def test_events_scroll_past_the_first_page_and_open_a_pretty_printed_detail(cons
     expect(rows.last).to_be_focused()
     # (the README's screenshot: the top of the list with the newest event open)
     page.locator("#events-scroll").evaluate("node => node.scrollTo(0, 0)")
-    rows.first.click()
+    rows.first.locator("td").first.click()
     expect(page.locator("#detail")).to_be_visible()
     console.screenshot("events")
     assert console.problems == []
@@ -262,7 +262,6 @@ def test_webhooks_create_rotate_disable_and_replay_a_window(console, stack, tena
             page.wait_for_timeout(500)
         expect(page.locator("#webhooks-body tr .rate")).to_have_text("100% of 3")
         expect(page.locator("#webhooks-body tr .dead")).to_have_text("0")
-        console.screenshot("webhooks")
 
         # When the user rotates the secret
         page.get_by_role("button", name=f"Rotate the secret of {receiver.url}").click()
@@ -277,6 +276,25 @@ def test_webhooks_create_rotate_disable_and_replay_a_window(console, stack, tena
         assert hook["status"] == "disabled"
         page.get_by_role("button", name=f"Enable {receiver.url}").click()
         expect(page.locator("#webhooks-body tr td").nth(2)).to_have_text("enabled")
+
+    # Given a second endpoint that always answers 500, and one event for it (retried twice, 1 s apart, then dead)
+    with Receiver(Reply(status=500, body=b"boom")) as failing:
+        hook = requests.post(stack.url + "/v1/observability/webhooks", headers=headers, timeout=10,
+                             json={"url": failing.url, "event_types": ["session.*"]}).json()
+        requests.post(stack.url + EVENTS, headers=headers, json={"event_type": "session.revoked"}, timeout=10)
+        deadline = time.monotonic() + 30
+        while not requests.get(f"{stack.url}/v1/observability/webhooks/{hook['id']}/deliveries", headers=headers,
+                               params={"status": "dead_lettered"}, timeout=10).json()["items"]:
+            assert time.monotonic() < deadline, "the delivery was never dead-lettered"
+            time.sleep(0.3)
+        # When the list is shown again
+        page.reload()
+        failing_row = page.locator("#webhooks-body tr", has_text=failing.url)
+        # Then its health says so: no success, one dead-lettered delivery, the last error
+        expect(failing_row.locator(".rate")).to_have_text("0% of 3")
+        expect(failing_row.locator(".dead")).to_have_text("1")
+        expect(failing_row.locator(".last-error")).to_contain_text("500")
+    console.screenshot("webhooks")
     assert console.problems == []
 
 

@@ -614,7 +614,7 @@
           el("td", { text: hook.status + (hook.disabled_reason ? ` (${hook.disabled_reason})` : "") }),
           el("td", { class: "rate", text: h.rate }),
           el("td", { class: "dead", text: h.dead }),
-          el("td", { class: "last-error", text: h.lastError }),
+          el("td", { class: h.lastError === "—" ? "last-error muted" : "last-error", text: h.lastError }),
           actions(hook));
       }));
       tbody.replaceChildren(...rows);
