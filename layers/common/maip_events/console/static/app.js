@@ -180,6 +180,11 @@
     auth = null;
     events.reset();
     webhooks.hideSecret();
+    // Nothing of the tenant stays in the page for whoever signs in next in this tab.
+    for (const id of ["webhooks-body", "chart", "legend", "chips"]) $(id).replaceChildren();
+    $("metrics-total").textContent = "";
+    $("webhook-status").textContent = "";
+    $("q").value = "";
     $("signin-secret").value = "";
     showView("signin");
     if (message) {
