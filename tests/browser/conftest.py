@@ -8,7 +8,7 @@ from typing import Iterator
 
 import pytest
 
-from console_seeding import TENANTS, make_tenants
+from console_seeding import JWT_SECRET, TENANTS, make_tenants
 from served_stack import ServedStack, served
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,7 +22,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 def stack() -> Iterator[ServedStack]:
     # Both workers started up front: a worker spawned on demand mid-test stalls its request for seconds on a
     # busy machine. A short webhook retry schedule so a failing endpoint settles quickly.
-    with served(MAIP_LOCAL_WORKERS="2", MAIP_LOCAL_PREWARM="2", MAIP_WEBHOOK_RETRY_SCHEDULE="1,1", MAIP_WEBHOOK_TIMEOUT="1") as running:
+    with served(MAIP_LOCAL_WORKERS="2", MAIP_LOCAL_PREWARM="2", MAIP_WEBHOOK_RETRY_SCHEDULE="1,1", MAIP_WEBHOOK_TIMEOUT="1",
+                MAIP_JWT_SECRET=JWT_SECRET) as running:
         yield running
 
 

@@ -11,6 +11,7 @@ import requests
 from served_stack import ROOT, ServedStack
 
 EVENTS = "/v1/observability/events"
+JWT_SECRET = "console-browser-tests-hs256-secret-0123456789"  # HS256 Bearer tokens accepted by the module's stack
 TENANTS = ("console-signin", "console-scroll", "console-query", "console-tail", "console-hooks", "console-metrics")
 
 

@@ -7,11 +7,12 @@ import json
 import re
 import time
 
+import jwt
 import pytest
 import requests
 from playwright.sync_api import expect
 
-from console_seeding import EVENTS, emit_many, wait_total
+from console_seeding import EVENTS, JWT_SECRET, emit_many, wait_total
 from webhook_receiver import Receiver, Reply
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -334,11 +335,21 @@ def test_metrics_chart_draws_events_per_hour_by_severity(console, stack, tenants
     assert console.problems == []
 
 
-def test_views_are_reachable_with_the_keyboard(console, stack):
-    # Given a signed-in user
-    console.sign_in(stack.headers)
+def test_a_bearer_jwt_signs_in_and_views_are_reachable_with_the_keyboard(console, stack):
+    # Given a user signing in with a Bearer JWT of tenant demo
+    token = jwt.encode({"tenant_id": "demo", "scope": "events:read webhooks:read metrics:read", "exp": int(time.time()) + 600},
+                       JWT_SECRET, algorithm="HS256")
     page = console.page
+    console.open()
+    page.get_by_label("Tenant ID").fill("demo")
+    page.get_by_label("Use a Bearer JWT").check()
+    page.get_by_label("Bearer JWT", exact=True).fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    # Then the events view opens, the token kept in sessionStorage only
     expect(page.locator("#view-events")).to_be_visible()
+    expect(page.locator("#total")).to_have_text(re.compile(r"^\d+ events?$"))
+    assert json.loads(page.evaluate("sessionStorage.getItem('maip-console-auth')"))["kind"] == "jwt"
+    assert token not in page.url and page.evaluate("localStorage.length") == 0
 
     # When the user tabs from the top of the page
     page.locator("body").focus()
