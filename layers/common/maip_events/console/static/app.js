@@ -404,8 +404,8 @@
           token = page.next_token;
           if (!token) break;
         }
-        found.sort((a, b) => (a.timestamp < b.timestamp ? 1 : a.timestamp > b.timestamp ? -1 : 0));
-        const unique = found.filter((item, index) => found.findIndex((other) => other.event_id === item.event_id) === index);
+        const unique = [...new Map(found.map((item) => [item.event_id, item])).values()];
+        unique.sort((a, b) => (a.timestamp < b.timestamp ? 1 : a.timestamp > b.timestamp ? -1 : 0)); // newest first
         if (unique.length) {
           for (const item of unique) remember(item);
           body.prepend(...unique.map((item) => row(item, true)));
