@@ -40,11 +40,11 @@ def listed(headers, **query) -> tuple[int, dict]:
     return status, body
 
 
-def everything(headers, limit: int = 7, **query) -> tuple[list[dict], list[int]]:
-    """Every page of a query, following next_token: (items, the total each page reported)."""
+def everything(headers, first: int = 4, **query) -> tuple[list[dict], list[int]]:
+    """Every page of a query (a short first page, then long ones), following next_token: (items, each page's total)."""
     items, totals, token = [], [], None
     while True:
-        status, page = listed(headers, limit=limit, **query, **({"next_token": token} if token else {}))
+        status, page = listed(headers, limit=100 if token else first, **query, **({"next_token": token} if token else {}))
         assert status == 200, page
         items += page["items"]
         totals.append(page["total"])
@@ -106,18 +106,20 @@ CASES = [
 
 
 def test_every_filter_and_q_form_lists_exactly_its_events_with_an_exact_total(aws):
-    # Given 60 varied events of t1 over 2.5 days, counted, and events of another tenant with the same values
-    events = store("t1", 60)
+    # Given 54 varied events of t1 over 2.25 days, counted, and events of another tenant with the same values
+    events = store("t1", 54)
     store("t2", 12)
     headers = key_headers("t1", ["events:read"])
-    for query, meaning in CASES:
+    for n, (query, meaning) in enumerate(CASES):
         expected = [e for e in reversed(events) if meaning(e)]
-        # When every page is read (newest first), Then the items are exactly the matches, newest first, and the
-        # first page's total is exact
+        # When every page is read (newest first, a first page of 4), Then the items are exactly the matches, newest
+        # first, and the first page's total (from counts) is exact
         items, totals = everything(headers, **query)
         assert [e["event_id"] for e in items] == [e["event_id"] for e in expected], query
         assert totals[0] == len(expected), (query, totals)
-        # And oldest first gives the same events reversed, across pages too
+        # And oldest first gives the same events reversed, across pages too (a sample of the cases: test time)
+        if n % 4:
+            continue
         items, _ = everything(headers, order="asc", **query)
         assert [e["event_id"] for e in items] == [e["event_id"] for e in reversed(expected)], (query, "asc")
 
