@@ -25,11 +25,11 @@ export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
 export SAM_CLI_TELEMETRY := 0
 unexport AWS_PROFILE AWS_SESSION_TOKEN AWS_SECURITY_TOKEN
 
-.PHONY: help venv install lock run test lint-template build bench clean
+.PHONY: help venv install lock run test browser lint-template build bench clean
 
 help:
 	@echo "make run            start the local stack on http://127.0.0.1:$(PORT) (embedded DynamoDB on :$(DYNAMODB_PORT))"
-	@echo "make test           run the whole test suite (PYTEST_ARGS='-k ...' to narrow it)"
+	@echo "make test           run the whole test suite (PYTEST_ARGS='-k ...' to narrow it; installs chromium if missing)"
 	@echo "make lint-template  sam validate --lint, cfn-lint on template.yaml and on its SAM translation"
 	@echo "make build          sam build (no Docker; needs the template's python3.x on PATH)"
 	@echo "make bench          run every bench/*.py (prints ratios; never part of the tests)"
@@ -65,8 +65,19 @@ run: $(STAMP)
 # Plain pytest: xdist measured no faster on this 2-CPU machine; with more cores try
 # `make test PYTEST_ARGS="-n auto"` (end-to-end tests pick free ports). Any failure, including
 # "no tests collected" (exit 5), fails the target.
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q --durations=15 $(PYTEST_ARGS)
+
+# The console's browser tests (tests/browser) drive Debian's Chromium through Playwright's executable_path
+# (never `playwright install`, which downloads its own build). Installed here when missing; without it the
+# run stops with this message instead of skipping those tests.
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+browser:
+	@[ -x $(CHROMIUM) ] || { echo "Installing Debian's chromium for the browser tests ($(CHROMIUM) is missing)"; \
+	  $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; true; }
+	@[ -x $(CHROMIUM) ] || { echo "error: $(CHROMIUM) is missing and could not be installed;" \
+	  "install it (apt-get install -y chromium) or point CHROMIUM=... at a Chromium binary." >&2; exit 1; }
 
 lint-template: $(STAMP)
 	$(BIN)/sam validate --lint --template template.yaml

@@ -158,6 +158,7 @@ MAIP Events local stack is up (Ctrl-C to stop)
 
   API                {url}
   Swagger UI         {url}/v1/docs
+  Console            {url}/console
   Embedded DynamoDB  {endpoint}   (tables from template.yaml, streams on)
   Tenant             demo
   API key            {key["api_key"]}   (scopes: *)

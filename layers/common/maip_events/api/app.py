@@ -15,6 +15,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from maip_events.auth import Principal, authenticate, validate_tenant_id
+from maip_events.console import PATHS as CONSOLE_PATHS
 from maip_events.quota import enforce_request_quota
 from maip_events.errors import (
     ApiError,
@@ -29,7 +30,7 @@ from maip_events.errors import (
 
 logger = Logger(service="maip-events")
 
-PUBLIC_PATHS = frozenset({"/v1/openapi.json", "/v1/docs"})
+PUBLIC_PATHS = frozenset({"/v1/openapi.json", "/v1/docs", *CONSOLE_PATHS})  # no data behind them
 MAX_BODY_BYTES = 1024 * 1024  # single-resource bodies; the batch endpoint raises its own cap
 # Per-path caps: a batch of 100 events with 16 KiB metadata each needs ~1.7 MB; Lambda's payload limit is 6 MB.
 BODY_LIMITS = {"/v1/observability/events:batch": 6 * 1024 * 1024}

@@ -1,4 +1,5 @@
-"""GET /v1/openapi.json (generated from the routes) and GET /v1/docs (Swagger UI served offline)."""
+"""GET /v1/openapi.json (generated from the routes), GET /v1/docs (Swagger UI served offline) and GET /console
+(the event console's static files, maip_events.console)."""
 from __future__ import annotations
 
 import json
@@ -7,6 +8,8 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
 
+from maip_events import console
+from maip_events.errors import NotFound
 from maip_events.models.errors import error_responses
 from maip_events.models.formats import HTTPS_URL_PATTERN, URL_PATTERN
 from maip_events.settings import get_settings
@@ -50,6 +53,22 @@ def _replace_pattern(node: Any, old: str, new: str) -> None:
             _replace_pattern(value, old, new)
 
 
+def _pattern_inside_string(node: Any) -> None:
+    """A pattern documented through `json_schema_extra` (the `q` grammar: checked in code so its 400 can say what
+    is supported) lands beside `anyOf`; it belongs to the string branch."""
+    if isinstance(node, dict):
+        if "pattern" in node and "anyOf" in node:
+            pattern = node.pop("pattern")
+            for branch in node["anyOf"]:
+                if isinstance(branch, dict) and branch.get("type") == "string":
+                    branch["pattern"] = pattern
+        for value in node.values():
+            _pattern_inside_string(value)
+    elif isinstance(node, list):
+        for value in node:
+            _pattern_inside_string(value)
+
+
 def _precise(document: str) -> str:
     """The generated document, made to say exactly what the API does: the tenant header on every operation, no
     422 (validation errors are 400 here), 413/415 wherever a body is taken (the gateway's 6 MB cap, the media
@@ -74,6 +93,7 @@ def _precise(document: str) -> str:
     for unused in ("HTTPValidationError", "ValidationError"):
         schema.get("components", {}).get("schemas", {}).pop(unused, None)
     schema["tags"] = TAGS
+    _pattern_inside_string(schema.get("paths", {}))
     if not get_settings().local:
         _replace_pattern(schema, URL_PATTERN, HTTPS_URL_PATTERN)
     return json.dumps(schema)
@@ -87,3 +107,25 @@ def add_docs(app: Any, routers: Any) -> None:
     def openapi_document():
         document = app.get_openapi_json_schema(openapi_version="3.1.0", **schema_args)
         return Response(status_code=200, content_type="application/json", body=_precise(document))
+
+    add_console(app)
+
+
+def _console_file(name: str) -> Response:
+    found = console.asset(name)
+    if found is None:
+        raise NotFound(f"No console file {name!r}.")
+    body, media_type = found
+    return Response(status_code=200, content_type=media_type, body=body, headers=dict(console.SECURITY_HEADERS))
+
+
+def add_console(app: Any) -> None:
+    """The console's page and assets: public (no data in them), out of the OpenAPI document (not an API)."""
+
+    @app.get(console.ROOT, include_in_schema=False)
+    def console_page():
+        return _console_file("index.html")
+
+    @app.get(f"{console.ROOT}/<asset>", include_in_schema=False)
+    def console_asset(asset: str):
+        return _console_file(asset)

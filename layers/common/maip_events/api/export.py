@@ -8,17 +8,18 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from maip_events import events
+from maip_events import query
 from maip_events.api.app import current_principal, reject_unknown_query
+from maip_events.api.events import AgentParam, EventTypeParam, OrderParam, QParam, ResourceParam, SeverityParam
 from maip_events.models.errors import error_responses
 from maip_events.models.formats import DATE_TIME_PATTERN
-from maip_events.models.events import EventType
 from maip_events.siem.export import export
 
 router = Router()
 
 PATH = "/v1/observability/events/export"
-PARAMS = {"format", "agent_id", "event_type", "from", "to", "next_token"}
+FILTER_PARAMS = ("agent_id", "event_type", "resource_id", "severity", "q", "order", "from", "to")
+PARAMS = {"format", *FILTER_PARAMS, "next_token"}
 NDJSON = "application/x-ndjson"
 
 
@@ -26,7 +27,8 @@ NDJSON = "application/x-ndjson"
     PATH,
     summary="Export events as NDJSON",
     description=(
-        "Every event of the window, newest first, one JSON document per line: `format=jsonl` gives the list item "
+        "Every event of the window matching the filters (as in GET /v1/observability/events, `q` included), newest "
+        "first (`order=asc`: oldest first), one JSON document per line: `format=jsonl` gives the list item "
         "of GET /v1/observability/events, `format=ocsf` the OCSF 1.7.0 record. A response holds at most about 4 MB; "
         "when more remain it carries `X-Next-Token` (and a `Link: <...>; rel=\"next\"` header): repeat the request "
         "with `next_token` until neither is present."
@@ -36,20 +38,39 @@ NDJSON = "application/x-ndjson"
 )
 def export_events(
     fmt: Annotated[Literal["jsonl", "ocsf"], Query(alias="format", description="jsonl (list items, default) or ocsf")] = "jsonl",
-    agent_id: Annotated[Optional[str], Query(min_length=1, max_length=256, description="Only this agent's events")] = None,
-    event_type: Annotated[Optional[EventType], Query(description="Only this event type")] = None,
+    agent_id: AgentParam = None,
+    event_type: EventTypeParam = None,
+    resource_id: ResourceParam = None,
+    severity: SeverityParam = None,
+    q: QParam = None,
+    order: OrderParam = "desc",
     time_from: Annotated[Optional[str], Query(alias="from", max_length=64, pattern=DATE_TIME_PATTERN, description="Inclusive start, ISO 8601 (UTC if no offset)")] = None,
     time_to: Annotated[Optional[str], Query(alias="to", max_length=64, pattern=DATE_TIME_PATTERN, description="Inclusive end, ISO 8601 (UTC if no offset)")] = None,
     next_token: Annotated[Optional[str], Query(max_length=4096, description="Continuation from a previous response")] = None,
 ):
     principal = current_principal("events:read")
     reject_unknown_query(PARAMS)
-    flt = events.event_filter(principal.tenant_id, agent_id, event_type, time_from, time_to)
-    chunk = export(flt, fmt, next_token)
+    filters = {"agent_id": agent_id, "event_type": event_type, "resource_id": resource_id, "severity": severity,
+               "q": q, "from": time_from, "to": time_to}
+    flt = _filter(principal.tenant_id, filters)
+    chunk = export(flt, fmt, next_token, order=order)
     headers = {"X-Export-Count": str(chunk.count)}
     if chunk.next_token:
-        query = {k: v for k, v in {"format": fmt, "agent_id": agent_id, "event_type": event_type, "from": time_from,
-                                   "to": time_to, "next_token": chunk.next_token}.items() if v is not None}
         headers["X-Next-Token"] = chunk.next_token
-        headers["Link"] = f'<{PATH}?{urlencode(query)}>; rel="next"'
+        headers["Link"] = f'<{PATH}?{urlencode(_next_query(fmt, filters, order, chunk.next_token))}>; rel="next"'
     return Response(status_code=200, content_type=NDJSON, body=chunk.body, headers=headers)
+
+
+def _filter(tenant_id: str, filters: dict[str, Optional[str]]):
+    """The list filters (agent, types, resource, severity, q, window) as one store filter."""
+    return query.build_filter(tenant_id, agent_id=filters["agent_id"], event_type=filters["event_type"],
+                              resource_id=filters["resource_id"], severity=filters["severity"], q=filters["q"],
+                              time_from=filters["from"], time_to=filters["to"])
+
+
+def _next_query(fmt: str, filters: dict[str, Optional[str]], order: str, next_token: str) -> dict[str, str]:
+    """The query string of the next response: the same filters and order, and the continuation."""
+    found = {"format": fmt, **{k: v for k, v in filters.items() if v is not None}}
+    if order != "desc":
+        found["order"] = order
+    return {**found, "next_token": next_token}

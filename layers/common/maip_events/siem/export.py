@@ -27,12 +27,15 @@ def _scope(flt: EventFilter, fmt: str) -> dict:
     return {**flt.scope(), "export": fmt}
 
 
-def export(flt: EventFilter, fmt: str, next_token: str | None = None, store: EventStore | None = None) -> ExportChunk:
+def export(flt: EventFilter, fmt: str, next_token: str | None = None, store: EventStore | None = None,
+           order: str = "desc") -> ExportChunk:
     settings = get_settings()
-    after = str(cursor.decode(next_token, _scope(flt, fmt))["after"]) if next_token else None
+    state = cursor.decode(next_token, _scope(flt, fmt)) if next_token else {}
+    after = str(state["after"]) if state else None
+    ascending = state.get("order", order) == "asc" if state else order == "asc"  # a continuation keeps its order
     lines: list[str] = []
     size, last_id, more = 0, None, False
-    for event in (store or EventStore()).iterate(flt, after, page_size=500):
+    for event in (store or EventStore()).iterate(flt, after, page_size=500, ascending=ascending):
         text = line(event, fmt)
         # Lambda returns the body inside a JSON envelope: count the escaped size, plus the newline.
         cost = len(json.dumps(text)) + 2
@@ -42,5 +45,6 @@ def export(flt: EventFilter, fmt: str, next_token: str | None = None, store: Eve
         lines.append(text)
         size += cost
         last_id = event.event_id
-    token = cursor.encode(_scope(flt, fmt), {"after": last_id}) if more and last_id else None
+    place = {"after": last_id, **({"order": "asc"} if ascending else {})}
+    token = cursor.encode(_scope(flt, fmt), place) if more and last_id else None
     return ExportChunk(body="".join(f"{t}\n" for t in lines), count=len(lines), next_token=token)

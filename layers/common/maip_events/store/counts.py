@@ -12,13 +12,14 @@ bucket expires with its events):
 - metrics buckets: pk `<tenant>#m#<dimension>`, sk `<YYYY-MM-DDTHH>#<value key>`, raw `value` kept as an
   attribute (dimension = total | event_type | severity | agent_id).
 - checkpoints: pk `<events partition key>#cp#<group>`, sk `-`, `seq` = the last stream sequence number applied
-  for that events partition and group (a dimension: `all`, `t=<type>`, `a=<agent>`, `ta=<type>=<agent>`);
+  for that events partition and group (a dimension: `all`, `t=<type>`, `a=<agent>`, `ta=<type>=<agent>`,
+  `s=<severity>`, `ts=<type>=<severity>`, `as=<severity>=<agent>`, `r=<resource>`);
   written in the same transaction as the group's ADDs and conditioned on being below their first sequence
   number, so a retried or replayed chunk adds nothing. Per group, so many agents in a batch never split the
   tenant-wide buckets into many writes.
 
 Key bytes are bounded: tenant ids (<= 128, no '#'), catalog event types and severities are plain; an agent id
-(up to 1,024 bytes of anything) only enters keys as a 128-bit SHA-256 prefix (`agent_key`).
+or resource id (up to 1,024 bytes of anything) only enters keys as a 128-bit SHA-256 prefix (`agent_key`).
 """
 from __future__ import annotations
 
@@ -69,23 +70,38 @@ def agent_key(agent_id: str) -> str:
     return hashlib.sha256(agent_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def dimensions(event_type: str, agent_id: str | None) -> list[str]:
+def dimensions(event_type: str, agent_id: str | None, resource_id: str | None = None, severity: str | None = None) -> list[str]:
+    """Every dimension an event is counted in: one per list filter (or pair) served from counts."""
     dims = ["all", f"t={event_type}"]
     if agent_id is not None:
         agent = agent_key(agent_id)
         dims += [f"a={agent}", f"ta={event_type}={agent}"]
+    if severity is not None:
+        dims += [f"s={severity}", f"ts={event_type}={severity}"]
+        if agent_id is not None:
+            dims.append(f"as={severity}={agent_key(agent_id)}")
+    if resource_id is not None:
+        dims.append(f"r={agent_key(resource_id)}")
     return dims
 
 
-def dimension(event_type: str | None, agent_id: str | None) -> str:
-    """The one dimension whose buckets count exactly the events of a list filter."""
-    if event_type is not None and agent_id is not None:
-        return f"ta={event_type}={agent_key(agent_id)}"
-    if agent_id is not None:
-        return f"a={agent_key(agent_id)}"
-    if event_type is not None:
-        return f"t={event_type}"
-    return "all"
+def dimension(event_type: str | None, agent_id: str | None, resource_id: str | None = None,
+              severity: str | None = None) -> str | None:
+    """The one dimension whose buckets count exactly the events matching all the given values (None: no such
+    dimension is kept, e.g. resource + type: such a count is read from the events)."""
+    given = tuple(name for name, value in (("t", event_type), ("a", agent_id), ("r", resource_id), ("s", severity))
+                  if value is not None)
+    agent = agent_key(agent_id) if agent_id is not None else ""
+    return {
+        (): "all",
+        ("t",): f"t={event_type}",
+        ("a",): f"a={agent}",
+        ("r",): f"r={agent_key(resource_id)}" if resource_id is not None else "",
+        ("s",): f"s={severity}",
+        ("t", "a"): f"ta={event_type}={agent}",
+        ("t", "s"): f"ts={event_type}={severity}",
+        ("a", "s"): f"as={severity}={agent}",
+    }.get(given)
 
 
 def bucket_pk(tenant_id: str, level: int, dim: str) -> str:
@@ -124,7 +140,7 @@ def grouped_updates(event: Any) -> dict[str, dict[tuple[str, str], Update]]:
     a batch with many agents still writes each tenant-wide bucket once."""
     expires = event.expires_at or 0
     groups: dict[str, dict[tuple[str, str], Update]] = {}
-    for dim in dimensions(event.event_type, event.agent_id):
+    for dim in dimensions(event.event_type, event.agent_id, event.resource_id, event.severity):
         groups[dim] = {(bucket_pk(event.tenant_id, level, dim), event_prefix(event.event_id, level)): Update(1, expires)
                        for level in LEVELS}
     hour = hour_of(event.created_at)

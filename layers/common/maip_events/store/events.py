@@ -20,13 +20,14 @@ import itertools
 import json
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator, NamedTuple
 
 from ulid import ULID
 
 from maip_events import aws
+from maip_events.catalog import EVENT_TYPES, SEVERITIES
 from maip_events.ids import EVENT_PREFIX, highest_event_id, lowest_event_id, parse_time
 from maip_events.models.events import StoredEvent
 from maip_events.settings import get_settings
@@ -40,21 +41,45 @@ _RETRYABLE = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputEx
 
 @dataclass(frozen=True)
 class EventFilter:
+    """What a list/export matches: every given condition holds (AND). Built by maip_events.query.build_filter."""
+
     tenant_id: str
     agent_id: str | None = None
-    event_type: str | None = None
+    event_type: str | None = None  # one exact type (ANDed with `types`)
     time_from: Any = None  # datetime | None
     time_to: Any = None
+    resource_id: str | None = None
+    types: frozenset[str] | None = None  # any of these exact types (None: any type)
+    severities: frozenset[str] | None = None  # any of these (None: any severity)
+    not_agents: frozenset[str] = frozenset()  # none of these agents (events without an agent match)
+    not_resources: frozenset[str] = frozenset()
+    empty: bool = False  # the conditions contradict each other: nothing matches
+
+    def type_set(self) -> frozenset[str] | None:
+        if self.event_type is None:
+            return self.types
+        return frozenset({self.event_type}) if self.types is None else self.types & {self.event_type}
+
+    def matches_nothing(self) -> bool:
+        types = self.type_set()
+        return (self.empty or types is not None and not types or self.severities is not None and not self.severities
+                or self.agent_id is not None and self.agent_id in self.not_agents
+                or self.resource_id is not None and self.resource_id in self.not_resources)
 
     def scope(self) -> dict[str, Any]:
         """What a cursor is bound to."""
-        return {
+        types = self.type_set()
+        found: dict[str, Any] = {
             "tenant": self.tenant_id,
             "agent": self.agent_id,
-            "type": self.event_type,
+            "type": (next(iter(types)) if len(types) == 1 else sorted(types)) if types is not None else None,
             "from": self.time_from.isoformat() if self.time_from else None,
             "to": self.time_to.isoformat() if self.time_to else None,
         }
+        extra = {"resource": self.resource_id, "severity": sorted(self.severities) if self.severities is not None else None,
+                 "not_agents": sorted(self.not_agents), "not_resources": sorted(self.not_resources), "empty": self.empty}
+        found.update({k: v for k, v in extra.items() if v})
+        return found
 
 
 @dataclass
@@ -84,16 +109,118 @@ def event_key(tenant_id: str, shard: int, event_id: str) -> dict[str, Any]:
     return {"pk": {"S": partition_key(tenant_id, shard)}, "event_id": {"S": event_id}}
 
 
-def index_for(flt: EventFilter, shard: int) -> tuple[str | None, str, str]:
-    """(index name or None for the table, partition-key attribute, its value) serving `flt` on one shard."""
-    prefix = partition_key(flt.tenant_id, shard)
-    if flt.agent_id is not None and flt.event_type is not None:
-        return "by_type_agent", "type_agent_pk", f"{prefix}#{flt.event_type}#{flt.agent_id}"
+# Indexes, most specific first: (name, partition-key attribute, the conditions its key fixes). Each serves the
+# equality filter on exactly those fields, and a count dimension (store/counts.py) counts the same events.
+INDEXES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("by_type_agent", "type_agent_pk", ("type", "agent")),
+    ("by_agent_severity", "agent_severity_pk", ("agent", "severity")),
+    ("by_type_severity", "type_severity_pk", ("type", "severity")),
+    ("by_resource", "resource_pk", ("resource",)),
+    ("by_agent", "agent_pk", ("agent",)),
+    ("by_type", "type_pk", ("type",)),
+    ("by_severity", "severity_pk", ("severity",)),
+)
+MAX_INDEX_FANOUT = 8  # at most this many index partitions (per shard) merged for one value set; else filtered
+
+
+def index_key(prefix: str, index: str, values: dict[str, str]) -> str:
+    """The partition-key value of `index` for these values (tenant ids, types and severities hold no '#'; an
+    agent or resource id, which may, always comes last, so no two value tuples share a key)."""
+    if index == "by_type_agent":
+        return f"{prefix}#{values['type']}#{values['agent']}"
+    if index == "by_agent_severity":
+        return f"{prefix}#{values['severity']}#{values['agent']}"
+    if index == "by_type_severity":
+        return f"{prefix}#{values['type']}#{values['severity']}"
+    name = {"by_resource": "resource", "by_agent": "agent", "by_type": "type", "by_severity": "severity"}[index]
+    return f"{prefix}#{values[name]}"
+
+
+def _conditions(flt: EventFilter) -> dict[str, list[str]]:
+    """Equality conditions of the filter as value lists (any of them), by field."""
+    found: dict[str, list[str]] = {}
+    types = flt.type_set()
+    if types is not None:
+        found["type"] = sorted(types)
     if flt.agent_id is not None:
-        return "by_agent", "agent_pk", f"{prefix}#{flt.agent_id}"
-    if flt.event_type is not None:
-        return "by_type", "type_pk", f"{prefix}#{flt.event_type}"
-    return None, "pk", prefix
+        found["agent"] = [flt.agent_id]
+    if flt.resource_id is not None:
+        found["resource"] = [flt.resource_id]
+    if flt.severities is not None:
+        found["severity"] = sorted(flt.severities)
+    return found
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a filter is read: the index, the partition-key values to query and merge (one per combination of
+    the fields it fixes, per shard) and a FilterExpression for the conditions the index does not fix."""
+
+    index: str | None
+    key_attr: str
+    keys: tuple[tuple[int, str], ...]  # (shard, partition-key value)
+    residual: dict[str, Any] | None  # FilterExpression, ExpressionAttributeNames, ExpressionAttributeValues
+
+    def parts(self) -> list[tuple[int, tuple[str | None, str, str]]]:
+        return [(shard, (self.index, self.key_attr, value)) for shard, value in self.keys]
+
+
+def plan_for(flt: EventFilter, shards: int) -> Plan:
+    conditions = _conditions(flt)
+    best: tuple[str, str, tuple[str, ...]] | None = None
+    best_rank: tuple[int, int] | None = None
+    for index in INDEXES:
+        if not all(field in conditions for field in index[2]):
+            continue
+        fanout = 1
+        for field in index[2]:
+            fanout *= len(conditions[field])
+        if fanout > MAX_INDEX_FANOUT:
+            continue
+        rank = (-len(index[2]), fanout)
+        if best_rank is None or rank < best_rank:
+            best, best_rank = index, rank
+    fixed = best[2] if best else ()
+    keys: list[tuple[int, str]] = []
+    for shard in range(shards):
+        prefix = partition_key(flt.tenant_id, shard)
+        if best is None:
+            keys.append((shard, prefix))
+            continue
+        for combination in itertools.product(*(conditions[field] for field in fixed)):
+            keys.append((shard, index_key(prefix, best[0], dict(zip(fixed, combination)))))
+    return Plan(best[0] if best else None, best[1] if best else "pk", tuple(keys),
+                _residual(flt, {f: v for f, v in conditions.items() if f not in fixed}))
+
+
+_ATTRIBUTE = {"type": "event_type", "agent": "agent_id", "resource": "resource_id", "severity": "severity"}
+
+
+def _residual(flt: EventFilter, conditions: dict[str, list[str]]) -> dict[str, Any] | None:
+    clauses: list[str] = []
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+
+    def placeholders(field: str, items: list[str]) -> str:
+        start = len(values)
+        for i, item in enumerate(items):
+            values[f":f{start + i}"] = {"S": item}
+        return ", ".join(f":f{start + i}" for i in range(len(items)))
+
+    for field, items in conditions.items():
+        names[f"#{field}"] = _ATTRIBUTE[field]
+        if field == "type" and len(items) > len(EVENT_TYPES) // 2:  # shorter as what it leaves out
+            clauses.append(f"NOT #{field} IN ({placeholders(field, sorted(set(EVENT_TYPES) - set(items)))})")
+        else:
+            clauses.append(f"#{field} IN ({placeholders(field, items)})")
+    for field, excluded in (("agent", flt.not_agents), ("resource", flt.not_resources)):
+        if excluded:
+            names[f"#{field}"] = _ATTRIBUTE[field]
+            unequal = " AND ".join(f"#{field} <> {p}" for p in placeholders(field, sorted(excluded)).split(", "))
+            clauses.append(f"(attribute_not_exists(#{field}) OR ({unequal}))")
+    if not clauses:
+        return None
+    return {"FilterExpression": " AND ".join(clauses), "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}
 
 
 def to_item(event: StoredEvent) -> dict[str, Any]:
@@ -108,13 +235,17 @@ def to_item(event: StoredEvent) -> dict[str, Any]:
         "created_at": {"S": event.created_at},
         "payload": {"S": event.payload_json},
         "type_pk": {"S": f"{prefix}#{event.event_type}"},
+        "severity_pk": {"S": f"{prefix}#{event.severity}"},
+        "type_severity_pk": {"S": f"{prefix}#{event.event_type}#{event.severity}"},
     }
     if event.agent_id is not None:
         item["agent_id"] = {"S": event.agent_id}
         item["agent_pk"] = {"S": f"{prefix}#{event.agent_id}"}
         item["type_agent_pk"] = {"S": f"{prefix}#{event.event_type}#{event.agent_id}"}
+        item["agent_severity_pk"] = {"S": f"{prefix}#{event.severity}#{event.agent_id}"}
     if event.resource_id is not None:
         item["resource_id"] = {"S": event.resource_id}
+        item["resource_pk"] = {"S": f"{prefix}#{event.resource_id}"}
     if event.expires_at is not None:
         item["expires_at"] = {"N": str(event.expires_at)}
     return item
@@ -298,9 +429,8 @@ class EventStore:
     # unique and time-ordered, so a keyset cursor on the id is exact across shards). Items are fetched
     # lazily, about (needed / shards) per shard and request, so a page reads ~ its own size whatever the shards.
 
-    def _partitions(self, flt: EventFilter) -> list[tuple[int, tuple[str | None, str, str]]]:
-        """(shard, (index, partition-key attribute, its value)) of every read shard: 0 .. read_shards-1."""
-        return [(shard, index_for(flt, shard)) for shard in range(self.tenants.shards(flt.tenant_id).read)]
+    def _plan(self, flt: EventFilter) -> Plan:
+        return plan_for(flt, self.tenants.shards(flt.tenant_id).read)
 
     def _window(self, flt: EventFilter) -> tuple[int, int | None]:
         """[low, high) in ms: the filter's inclusive from/to (ids have ms precision), cut at the retention horizon."""
@@ -310,7 +440,8 @@ class EventStore:
         high = _micros(flt.time_to) // 1000 + 1 if flt.time_to else None
         return low, high
 
-    def _query_args(self, part: tuple[str | None, str, str], low: int, high: int | None, ascending: bool = False) -> dict[str, Any]:
+    def _query_args(self, part: tuple[str | None, str, str], low: int, high: int | None, ascending: bool = False,
+                    residual: dict[str, Any] | None = None) -> dict[str, Any]:
         index, key_attr, key_value = part
         top = highest_event_id(_at(high - 1)) if high is not None else EVENT_PREFIX + "\U0010ffff"
         args: dict[str, Any] = {
@@ -320,6 +451,10 @@ class EventStore:
             "ExpressionAttributeValues": {":pk": {"S": key_value}, ":low": {"S": lowest_event_id(_at(low))}, ":high": {"S": top}},
             "ScanIndexForward": ascending,  # newest first unless asked
         }
+        if residual:
+            args["FilterExpression"] = residual["FilterExpression"]
+            args["ExpressionAttributeNames"].update(residual["ExpressionAttributeNames"])
+            args["ExpressionAttributeValues"].update(residual["ExpressionAttributeValues"])
         if index:
             args["IndexName"] = index
         else:
@@ -334,8 +469,8 @@ class EventStore:
         return key
 
     def _items(self, flt: EventFilter, shard: int, part: tuple[str | None, str, str], low: int, high: int | None,
-               ascending: bool, after: str | None, page: int | None) -> Iterator[dict[str, Any]]:
-        args = self._query_args(part, low, high, ascending)
+               ascending: bool, after: str | None, page: int | None, residual: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
+        args = self._query_args(part, low, high, ascending, residual)
         if after:
             args["ExclusiveStartKey"] = self._start_key(shard, part, flt, after)
         if page:
@@ -349,18 +484,22 @@ class EventStore:
 
     def _merged(self, flt: EventFilter, low: int, high: int | None, ascending: bool = False, after: str | None = None,
                 need: int | None = None) -> Iterator[dict[str, Any]]:
-        """The matching items of every shard in [low, high) (strictly past `after`), in id order, fetched lazily."""
-        parts = self._partitions(flt)
+        """The matching items of every partition of the plan in [low, high) (strictly past `after`), in id order,
+        fetched lazily: each partition is asked for about its share of `need` at a time."""
+        plan = self._plan(flt)
+        parts = plan.parts()
         page = None if need is None else (need if len(parts) == 1 else -(-need // len(parts)) + 1)
-        streams = [self._items(flt, shard, part, low, high, ascending, after, page) for shard, part in parts]
+        streams = [self._items(flt, shard, part, low, high, ascending, after, page, plan.residual) for shard, part in parts]
         if len(streams) == 1:
             return streams[0]
         return heapq.merge(*streams, key=lambda item: item["event_id"]["S"], reverse=not ascending)
 
-    def _count_range(self, flt: EventFilter, low: int, high: int) -> int:
+    def _count_range(self, flt: EventFilter, low: int, high: int | None) -> int:
+        """Matching events in [low, high), counted by COUNT queries (what the index holds, after the residual filter)."""
+        plan = self._plan(flt)
         total = 0
-        for _, part in self._partitions(flt):
-            args = {**self._query_args(part, low, high), "Select": "COUNT"}
+        for _, part in plan.parts():
+            args = {**self._query_args(part, low, high, residual=plan.residual), "Select": "COUNT"}
             while True:
                 response = self.client.query(**args)
                 total += response["Count"]
@@ -369,23 +508,72 @@ class EventStore:
                 args["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         return total
 
-    def _reader(self, flt: EventFilter) -> counts.CountReader:
-        return counts.CountReader(self.client, self.counters_table, flt.tenant_id,
-                                  counts.dimension(flt.event_type, flt.agent_id),
+    # ---- counts -----------------------------------------------------------------------------------------
+    # A filter with one value per field, on a combination of fields that has a count dimension, is a "cell":
+    # its total is summed from its buckets. Other filters are sums and differences of cells (a value set is the
+    # sum of its values' cells, or all minus the values it leaves out; a negated agent/resource is the total
+    # minus the cell with that agent/resource); only what cannot be written so is counted from the events.
+
+    @staticmethod
+    def _dimension(flt: EventFilter) -> str | None:
+        if flt.not_agents or flt.not_resources or (flt.severities is not None and len(flt.severities) != 1):
+            return None
+        types = flt.type_set()
+        if types is not None and len(types) != 1:
+            return None
+        return counts.dimension(next(iter(types)) if types else None, flt.agent_id, flt.resource_id,
+                                next(iter(flt.severities)) if flt.severities else None)
+
+    def _reader(self, flt: EventFilter) -> counts.CountReader | None:
+        dim = self._dimension(flt)
+        if dim is None:
+            return None
+        return counts.CountReader(self.client, self.counters_table, flt.tenant_id, dim,
                                   lambda low, high: self._count_range(flt, low, high))
+
+    def _exact_count(self, flt: EventFilter, low: int, high: int | None) -> int | None:
+        """The filter's count from count buckets, or None when it cannot be composed from cells."""
+        if flt.matches_nothing():
+            return 0
+        reader = self._reader(flt)
+        if reader is not None:
+            return sum(b.count for b in reader.buckets(low, high))
+        for field, excluded in (("agent_id", flt.not_agents), ("resource_id", flt.not_resources)):
+            if excluded:
+                whole = replace(flt, **{"not_agents" if field == "agent_id" else "not_resources": frozenset()})
+                parts = [whole] + [replace(whole, **{field: value}) for value in sorted(excluded)]
+                found = [self._exact_count(part, low, high) for part in parts]
+                return None if None in found else found[0] - sum(found[1:])  # type: ignore[operator]
+        for field, chosen, domain in (("types", flt.type_set(), EVENT_TYPES), ("severities", flt.severities, SEVERITIES)):
+            if chosen is None or len(chosen) == 1:
+                continue
+            left_out = sorted(set(domain) - chosen)
+            base = replace(flt, event_type=None) if field == "types" else flt
+            if len(chosen) <= len(left_out) + 1:
+                found = [self._exact_count(replace(base, **{field: frozenset({v})}), low, high) for v in sorted(chosen)]
+                return None if None in found else sum(found)  # type: ignore[arg-type]
+            found = [self._exact_count(replace(base, **{field: None}), low, high)]
+            found += [self._exact_count(replace(base, **{field: frozenset({v})}), low, high) for v in left_out]
+            return None if None in found else found[0] - sum(found[1:])  # type: ignore[operator]
+        return None
+
+    def _total(self, flt: EventFilter, low: int, high: int | None) -> int:
+        found = self._exact_count(flt, low, high)
+        return self._count_range(flt, low, high) if found is None else found
 
     def count(self, flt: EventFilter) -> int:
         low, high = self._window(flt)
-        if high is not None and low >= high:
+        if flt.matches_nothing() or high is not None and low >= high:
             return 0
-        return sum(b.count for b in self._reader(flt).buckets(low, high))
+        return self._total(flt, low, high)
 
-    def iterate(self, flt: EventFilter, after_event_id: str | None = None, page_size: int = 500) -> Iterator[StoredEvent]:
-        """Every visible matching event, newest first, starting after `after_event_id`."""
+    def iterate(self, flt: EventFilter, after_event_id: str | None = None, page_size: int = 500,
+                ascending: bool = False) -> Iterator[StoredEvent]:
+        """Every visible matching event, newest first (or oldest first), starting after `after_event_id`."""
         low, high = self._window(flt)
-        if high is not None and low >= high:
+        if flt.matches_nothing() or high is not None and low >= high:
             return
-        for item in self._merged(flt, low, high, after=after_event_id, need=page_size):
+        for item in self._merged(flt, low, high, ascending=ascending, after=after_event_id, need=page_size):
             yield from_item(item)
 
     def _at_offset(self, flt: EventFilter, reader: counts.CountReader, buckets: list[counts.Bucket], low: int, high: int | None,
@@ -405,21 +593,25 @@ class EventStore:
         first = older_first[-1]
         return itertools.chain([first], self._merged(flt, low, high, after=first["event_id"]["S"], need=limit))
 
-    def page(self, flt: EventFilter, limit: int, offset: int = 0, next_token: str | None = None) -> Page:
+    def page(self, flt: EventFilter, limit: int, offset: int = 0, next_token: str | None = None, order: str = "desc") -> Page:
+        """One page, newest first (`order="asc"`: oldest first); a next_token continues in the order it was made with."""
         state = cursor.decode(next_token, flt.scope()) if next_token else None
         position = int(state["position"]) if state else offset
+        ascending = (state.get("order", "desc") if state else order) == "asc"
         low, high = self._window(flt)
-        if high is not None and low >= high:
+        if flt.matches_nothing() or high is not None and low >= high:
             return Page(events=[], total=0, offset=position, next_token=None)
         reader = self._reader(flt)
-        buckets = reader.buckets(low, high)
-        total = sum(b.count for b in buckets)
+        buckets = reader.buckets(low, high) if reader is not None else None
+        total = sum(b.count for b in buckets) if buckets is not None else self._total(flt, low, high)
         if state:  # keyset: continue strictly after the last id served, whatever arrived meanwhile
-            items = self._merged(flt, low, high, after=str(state["after"]), need=limit + 1)
-        elif offset:
+            items = self._merged(flt, low, high, ascending=ascending, after=str(state["after"]), need=limit + 1)
+        elif offset and reader is not None and buckets is not None and not ascending:
             items = self._at_offset(flt, reader, buckets, low, high, offset, limit)
+        elif offset:  # other filters and oldest-first offsets skip what precedes the page
+            items = itertools.islice(self._merged(flt, low, high, ascending=ascending, need=offset + limit + 1), offset, None)
         else:
-            items = self._merged(flt, low, high, need=limit + 1)
+            items = self._merged(flt, low, high, ascending=ascending, need=limit + 1)
         events, has_more = _take(items, limit)
         # Counts come from the stream aggregation (~1-2 s behind); what this page read is exact and newer, so
         # `total` never contradicts it: a first page with nothing after it holds every match, and any page
@@ -430,7 +622,10 @@ class EventStore:
             total = max(total, position + len(events) + (1 if has_more else 0))
         token = None
         if has_more and events:
-            token = cursor.encode(flt.scope(), {"after": events[-1].event_id, "position": position + len(events)})
+            place: dict[str, Any] = {"after": events[-1].event_id, "position": position + len(events)}
+            if ascending:
+                place["order"] = "asc"
+            token = cursor.encode(flt.scope(), place)
         return Page(events=events, total=total, offset=position, next_token=token)
 
 
