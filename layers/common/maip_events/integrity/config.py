@@ -22,7 +22,7 @@ def seal_queue() -> str:
 
 def signing_key() -> str:
     """KMS key id, ARN or alias of the ECC_NIST_P256 SIGN_VERIFY key (the local stack creates this alias)."""
-    return _env("MAIP_SIGNING_KEY", "alias/maip-integrity")
+    return _env("MAIP_SIGNING_KEY", "alias/maip-integrity-key")
 
 
 def grace_seconds() -> float:

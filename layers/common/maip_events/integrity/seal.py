@@ -14,6 +14,7 @@ head and writes nothing; concurrent sealers of a tenant race on the head's condi
 from __future__ import annotations
 
 import heapq
+import math
 import json
 import random
 import time
@@ -41,7 +42,8 @@ MARGIN_SECONDS = 2  # seal messages wait grace + this: clocks of Lambda hosts di
 
 def seal_delay() -> int:
     """SQS DelaySeconds of a seal message (at most 900)."""
-    return min(900, int(config.grace_seconds() + MARGIN_SECONDS + 0.999))
+    grace = config.grace_seconds()
+    return min(900, math.ceil(grace + MARGIN_SECONDS)) if grace > 0 else 0
 
 
 class Sealer:

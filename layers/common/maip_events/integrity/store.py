@@ -115,7 +115,7 @@ class IntegrityStore:
 
     def checkpoints(self, tenant_id: str, sealed_from: str | None, sealed_to: str | None, limit: int) -> list[dict[str, Any]]:
         """Checkpoints with sealed_at in [from, to] (ISO strings compare as times: one fixed format), oldest first."""
-        values = {":pk": {"S": tenant_id}, ":lo": {"S": sealed_from or ""}, ":hi": {"S": sealed_to or "\U0010ffff"}}
+        values = {":pk": {"S": tenant_id}, ":lo": {"S": sealed_from or "0"}, ":hi": {"S": sealed_to or "\U0010ffff"}}
         args: dict[str, Any] = {"TableName": self.table, "IndexName": "by_sealed_at", "ConsistentRead": True,
                                 "KeyConditionExpression": "pk = :pk AND sealed_at BETWEEN :lo AND :hi",
                                 "ExpressionAttributeValues": values, "Limit": limit}
