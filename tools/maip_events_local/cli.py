@@ -7,6 +7,8 @@ import os
 import sys
 from typing import Any, Callable
 
+from maip_events_local import verify_cli
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], Any]] = {}
 
 
@@ -76,7 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--tenant", required=True)
     for p in (retention, write_shards, show):
         _common(p)
+
+    verify_cli.add_parser(sub)
     return parser
+
+
+COMMANDS["verify"] = verify_cli.run
 
 
 def _fail(args: argparse.Namespace, message: str, code: int = 1) -> int:
