@@ -48,8 +48,9 @@ _PLAIN_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_asc
 def leaf_bytes(tenant_id: str, item: dict, plain: bool = False) -> bytes:
     """RFC 8785 bytes of the leaf object: the tenant plus the list item fields (KeyError if one is absent).
 
-    `plain=True` promises the values hold no float, no integer beyond ±2^53 and no key outside the Basic
-    Multilingual Plane (what `_LineReader` checks while parsing). For such values RFC 8785 is exactly
+    `plain=True` promises the values hold no integer beyond ±2^53, no float that Python and ECMAScript print
+    differently (exponents, integral floats) and no key outside the Basic Multilingual Plane (what
+    `_LineReader` checks while parsing). For such values RFC 8785 is exactly
     sorted-keys, no-whitespace, UTF-8 JSON with Python's escapes (the same short escapes and lowercase
     \\u00xx), which the C encoder writes several times faster than the `rfc8785` package."""
     leaf = {name: item[name] for name in LEAF_FIELDS}
@@ -69,15 +70,18 @@ _ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 class _LineReader:
     """json.loads that also tells whether the line is `plain` (see leaf_bytes): floats and long integers are
-    noticed by the parser's hooks; non-BMP characters by their UTF-8 lead bytes or escaped surrogates."""
+    checked by the parser's hooks; non-BMP characters by their UTF-8 lead bytes or escaped surrogates."""
 
     def __init__(self) -> None:
         self.plain = True
         self.decoder = json.JSONDecoder(parse_float=self._float, parse_int=self._int)
 
     def _float(self, text: str) -> float:
-        self.plain = False
-        return float(text)
+        value = float(text)
+        shortest = repr(value)  # what the encoder writes; RFC 8785 (ECMAScript) agrees unless an exponent or ".0"
+        if "e" in shortest or shortest.endswith(".0"):
+            self.plain = False
+        return value
 
     def _int(self, text: str) -> int:
         if len(text) > 15:
