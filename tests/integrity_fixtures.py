@@ -208,7 +208,7 @@ class TenantLog:
         after = inside[-1] + 1 if inside else before + 1
         trailer = {"integrity": {
             "checkpoint": self.checkpoint(size), "public_key": self.key.jwk(), "window": {"from": start, "to": end},
-            "first_index": indices[0] if indices else None, "last_index": indices[-1] if indices else None,
+            "first_index": inside[0] if inside else None, "last_index": inside[-1] if inside else None,
             "before": self.leaf_line(before, size, before in expired) if before >= 0 else None,
             "after": self.leaf_line(after, size, after in expired) if after < size else None}}
         return [json.dumps(line, ensure_ascii=False) for line in lines] + [json.dumps(trailer, ensure_ascii=False)]

@@ -88,7 +88,7 @@ def test_every_leaf_and_size_up_to_33_agrees_with_the_test_prover():
 # --- leaves and checkpoints -----------------------------------------------------------------------------------
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(max_size=8)
+    st.none() | st.booleans() | st.integers(-(2**64), 2**64) | st.text(max_size=8)
     | st.floats(allow_nan=False, allow_infinity=False),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=8)
 
@@ -96,7 +96,7 @@ json_values = st.recursive(
 @settings(max_examples=80, deadline=None)
 @given(payload=st.dictionaries(st.text(max_size=6), json_values, max_size=4), agent=st.none() | st.text(max_size=6))
 def test_leaf_hash_of_a_line_is_sha256_of_0x00_and_the_jcs_bytes(payload, agent):
-    # Given any list item (floats, non-BMP keys, control characters included) as an export line carries it
+    # Given any list item (floats, integers beyond 2^53, non-BMP keys, control characters) as a line carries it
     item = {"event_id": "maip-evt:01J", "event_type": "agent.registered", "agent_id": agent, "resource_id": None,
             "severity": "info", "payload": payload, "timestamp": "2026-11-01T00:00:00.000Z"}
     raw = json.dumps({**item, "leaf_index": 3}, ensure_ascii=agent is None).encode()
@@ -194,7 +194,7 @@ def test_a_deleted_edge_line_hidden_by_editing_the_trailer_violates_the_window_e
     # Given the oldest line removed and the trailer's last_index moved to hide the gap
     lines = log.export(window=WINDOW)
     del lines[-2]
-    lines = _edit_trailer(lines, last_index=11)
+    lines = _edit_trailer(lines, first_index=11)
     # Then the `before` neighbour (leaf 9) is no longer next to the window
     assert _failure(_verify(tmp_path, lines)) == (20, "window edge violated")
     # And passing the removed line off as the `before` neighbour fails on its timestamp

@@ -57,7 +57,22 @@ def leaf_bytes(tenant_id: str, item: dict, plain: bool = False) -> bytes:
     leaf["tenant_id"] = tenant_id
     if plain:
         return _PLAIN_JSON.encode(leaf).encode()
-    return rfc8785.dumps(leaf)
+    try:
+        return rfc8785.dumps(leaf)
+    except rfc8785.IntegerDomainError:
+        return rfc8785.dumps(_doubles(leaf))
+
+
+def _doubles(value: Any) -> Any:
+    """RFC 8785 §3.2.2.3 serialises every number as an IEEE 754 double; the `rfc8785` package refuses integers
+    beyond 2^53 instead of rounding them, so they are rounded here first."""
+    if isinstance(value, dict):
+        return {k: _doubles(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_doubles(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53:
+        return float(value)
+    return value
 
 
 def leaf_hash(tenant_id: str, item: dict, plain: bool = False) -> bytes:
@@ -392,9 +407,24 @@ class _ExportVerifier:
         result.tree_size, result.tenant_id, result.window, result.checkpoint = self.tree_size, self.tenant_id, window, checkpoint
         result.first_index, result.last_index = first, last
         result.key_id = checkpoint.get("key_id")
-        self.first, self.last = first, last
-        self.step = -1 if first is None or first >= last else 1  # desc unless first < last
-        self.order = "desc" if self.step == -1 else "asc"
+        # The window's leaves lo..hi (the product writes first_index <= last_index; either way round is read).
+        self.lo, self.hi = (None, None) if first is None else sorted((first, last))
+
+    def choose_order(self, trailer_offset: int) -> None:
+        """desc (the default) or asc: the export does not say, its first line does. A first line nearer the
+        high end of the window means desc, so a deleted first line still reads as `missing`, not `reordered`."""
+        first_line_index = None
+        with self.path.open("rb") as f:
+            for _, raw in _numbered(f, trailer_offset):
+                try:
+                    first_line_index = json.loads(raw).get("leaf_index")
+                except (ValueError, AttributeError):
+                    pass
+                break
+        lo, hi = self.lo, self.hi
+        ascending = lo is not None and _int(first_line_index) and first_line_index - lo < hi - first_line_index
+        self.step, self.order = (1, "asc") if ascending else (-1, "desc")
+        self.start, self.end = (lo, hi) if ascending else (hi, lo)
 
     def check_signature(self, line: int, trailer: dict) -> None:
         checkpoint = trailer["checkpoint"]
@@ -481,7 +511,7 @@ class _ExportVerifier:
 
     def stream(self, trailer_offset: int) -> None:
         """Every leaf line, in file order: position (contiguity), hash, proof, time."""
-        result, expected, reader = self.result, self.first, _LineReader()
+        result, expected, reader = self.result, self.start, _LineReader()
         self.last_seen: int | None = None
         with self.path.open("rb") as f:
             lines = _numbered(f, trailer_offset)
@@ -509,18 +539,18 @@ class _ExportVerifier:
                         raise _Failed(number, WINDOW_EDGE, f"leaf {index}{_event(item)} has timestamp {item['timestamp']}, "
                                                            f"outside the window {_window(result.window)}")
                 self.last_seen = index
-                expected = None if index == self.last else index + self.step  # None: the window is complete
+                expected = None if index == self.end else index + self.step  # None: the window is complete
         self.complete = expected is None
 
     def misplaced(self, number: int, index: Any, expected: int | None, item: Any, lines: Iterator) -> _Failed:
         """Name what a line with the wrong leaf index means, looking at the rest of the file."""
         if not _int(index):
             return _Failed(number, MODIFIED, "the line has no leaf_index")
-        if self.first is None:
+        if self.lo is None:
             return _Failed(number, INSERTED, f"leaf {index}{_event(item)} in an export whose trailer says the window is empty")
         if expected is None:
-            return _Failed(number, INSERTED, f"leaf {index}{_event(item)} follows the window's last leaf {self.last}")
-        lo, hi = sorted((self.first, self.last))
+            return _Failed(number, INSERTED, f"leaf {index}{_event(item)} follows the window's last leaf {self.end} ({self.order})")
+        lo, hi = self.lo, self.hi
         if not lo <= index <= hi:
             return _Failed(number, INSERTED, f"leaf {index}{_event(item)} is outside the export's leaves {lo}..{hi}")
         seen = (index - expected) * self.step < 0  # behind the cursor: that leaf was already listed
@@ -558,11 +588,8 @@ class _ExportVerifier:
         result = self.result
         if not self.complete:
             ending = "has no leaf lines" if self.last_seen is None else f"ends at leaf {self.last_seen}"
-            raise _Failed(trailer_line, MISSING, f"the trailer's last leaf is {self.last}, the export {ending}")
-        if self.first is None:
-            lo, hi = None, None
-        else:
-            lo, hi = sorted((self.first, self.last))
+            raise _Failed(trailer_line, MISSING, f"the window's last leaf ({self.order}) is {self.end}, the export {ending}")
+        lo, hi = self.lo, self.hi
         before, after = trailer.get("before"), trailer.get("after")
         before_index = after_index = None
         if before is not None:
@@ -618,6 +645,7 @@ class _ExportVerifier:
             offset, trailer_line, trailer = self.read_trailer()
             self.result.lines = trailer_line
             self.check_trailer(trailer_line, trailer)
+            self.choose_order(offset)
             self.stream(offset)
             self.check_edges(trailer_line, trailer)
             self.check_signature(trailer_line, trailer)
