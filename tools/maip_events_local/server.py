@@ -50,6 +50,20 @@ def create_resources() -> None:
             policy = {"deadLetterTargetArn": target["Attributes"]["QueueArn"], "maxReceiveCount": queue["max_receive_count"]}
             sqs.set_queue_attributes(QueueUrl=urls[queue["logical_id"]], Attributes={"RedrivePolicy": json.dumps(policy)})
     log.debug("created %s", [local_name(q["logical_id"]) for q in queues])
+    create_kms_keys()
+
+
+def create_kms_keys() -> None:
+    """KMS keys of template.yaml (the checkpoint signing key) in moto's KMS, under their local alias."""
+    from maip_events import aws
+    from maip_events_local.template import kms_key_definitions
+
+    kms = aws.client("kms")
+    existing = {a["AliasName"] for a in kms.list_aliases().get("Aliases", [])}
+    for key in kms_key_definitions():
+        if key["alias"] not in existing:
+            key_id = kms.create_key(**key["create"])["KeyMetadata"]["KeyId"]
+            kms.create_alias(AliasName=key["alias"], TargetKeyId=key_id)
 
 
 def _check_port_free(host: str, port: int, what: str, flag: str) -> None:

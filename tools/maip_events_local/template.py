@@ -124,6 +124,17 @@ def queue_definitions() -> list[dict[str, Any]]:
     return queues
 
 
+def kms_key_definitions() -> list[dict[str, Any]]:
+    """create_key kwargs for every AWS::KMS::Key, with the alias the local stack gives it ("alias/maip-<kebab id>",
+    the default MAIP_SIGNING_KEY of maip_events.integrity.config)."""
+    keys = []
+    for logical_id, resource in _resources("AWS::KMS::Key").items():
+        props = resource.get("Properties", {})
+        keys.append({"alias": f"alias/{_kebab(logical_id)}",
+                     "create": {k: props[k] for k in ("KeySpec", "KeyUsage", "Description") if isinstance(props.get(k), str)}})
+    return keys
+
+
 def _ref_target(value: Any) -> str | None:
     if isinstance(value, dict):
         if "Fn::GetAtt" in value:

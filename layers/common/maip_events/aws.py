@@ -10,7 +10,7 @@ from maip_events.settings import get_settings
 def client(service: str) -> Any:
     """The process's client for `service`, for the current settings (a settings reset yields a new client)."""
     settings = get_settings()
-    endpoint = settings.dynamodb_endpoint if service in ("dynamodb", "dynamodbstreams", "sqs", "s3") else None
+    endpoint = settings.dynamodb_endpoint if service in ("dynamodb", "dynamodbstreams", "sqs", "s3", "kms") else None
     return _client(service, settings.region, endpoint)
 
 

@@ -41,6 +41,10 @@ class Conflict(ApiError):
     status, code, message = 409, "conflict", "The request conflicts with the current state."
 
 
+class Gone(ApiError):
+    status, code, message = 410, "gone", "The resource existed but is no longer available."
+
+
 class PayloadTooLarge(ApiError):
     status, code, message = 413, "payload_too_large", "The request payload is too large."
 

@@ -29,7 +29,7 @@ from maip_events.errors import (
 
 logger = Logger(service="maip-events")
 
-PUBLIC_PATHS = frozenset({"/v1/openapi.json", "/v1/docs"})
+PUBLIC_PATHS = frozenset({"/v1/openapi.json", "/v1/docs", "/v1/observability/integrity/public-key"})
 MAX_BODY_BYTES = 1024 * 1024  # single-resource bodies; the batch endpoint raises its own cap
 # Per-path caps: a batch of 100 events with 16 KiB metadata each needs ~1.7 MB; Lambda's payload limit is 6 MB.
 BODY_LIMITS = {"/v1/observability/events:batch": 6 * 1024 * 1024}
@@ -43,6 +43,10 @@ ROUTE_SCOPES: dict[str, tuple[str, ...]] = {
     "GET /v1/observability/events": (R,),
     "GET /v1/observability/events/export": (R,),
     "GET /v1/observability/metrics": ("metrics:read",),
+    "GET /v1/observability/integrity/checkpoints": (R,),
+    "GET /v1/observability/integrity/checkpoints/latest": (R,),
+    "GET /v1/observability/integrity/consistency": (R,),
+    "GET /v1/observability/events/{event_id}/proof": (R,),
     # Creating a destination or replaying sends past events to a URL the caller chooses: a read of events too.
     "POST /v1/observability/webhooks": ("webhooks:write", R),
     "GET /v1/observability/webhooks": ("webhooks:read",),

@@ -36,7 +36,10 @@ TAGS = [
     {"name": "Webhooks", "description": "Subscriptions that POST matching events to your endpoint"},
     {"name": "Log streams", "description": "Continuous delivery to SIEMs and storage"},
     {"name": "Metrics", "description": "Event counts over time"},
+    {"name": "Integrity", "description": "Tamper-evident audit trail: signed checkpoints, inclusion and consistency proofs"},
 ]
+# Operations anyone may call: no credential, no tenant header.
+PUBLIC_OPERATIONS = {"/v1/observability/integrity/public-key"}
 
 
 def _replace_pattern(node: Any, old: str, new: str) -> None:
@@ -56,11 +59,14 @@ def _precise(document: str) -> str:
     type check), the tag order, and https-only URLs unless this is the local stack."""
     schema = json.loads(document)
     error_schema = error_responses(413, 415)
-    for item in schema.get("paths", {}).values():
+    for path, item in schema.get("paths", {}).items():
         for operation in item.values():
             if not (isinstance(operation, dict) and "responses" in operation):
                 continue
-            operation["parameters"] = [TENANT_HEADER, *operation.get("parameters", [])]
+            if path in PUBLIC_OPERATIONS:
+                operation["security"] = []
+            else:
+                operation["parameters"] = [TENANT_HEADER, *operation.get("parameters", [])]
             operation["responses"].pop("422", None)
             if "204" in operation["responses"]:  # no body, so no media type
                 operation["responses"]["204"].pop("content", None)

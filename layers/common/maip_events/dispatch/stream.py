@@ -20,6 +20,7 @@ from aws_lambda_powertools import Logger
 
 from maip_events.dispatch.ratelimit import TenantRateLimiter
 from maip_events.ids import new_id
+from maip_events.integrity import seal
 from maip_events.models.events import StoredEvent
 from maip_events.settings import get_settings
 from maip_events.siem import queue as stream_queue
@@ -66,6 +67,20 @@ def handle_batch(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     return {"batchItemFailures": [{"itemIdentifier": records[failed_at]["dynamodb"]["SequenceNumber"]}]}
 
 
+def _request_seals(accepted: list[tuple[int, StoredEvent]]) -> int | None:
+    """One delayed "seal tenant T" message per tenant of the batch (integrity/seal.py): the sealer rides on this
+    reader of the stream instead of being a third one. Returns the first record to retry if one could not be sent."""
+    first: dict[str, int] = {}
+    for index, event in accepted:
+        first.setdefault(event.tenant_id, index)
+    try:
+        unsent = seal.request_seal(list(first))
+    except Exception:  # noqa: BLE001 - the queue is unreachable: retry the batch from the first such record
+        logger.exception("dispatch: queueing seal requests failed")
+        unsent = set(first)
+    return min((first[t] for t in unsent), default=None)
+
+
 class Dispatcher:
     def __init__(self) -> None:
         self.subscriptions, self.streams = SubscriptionStore(), StreamStore()
@@ -99,6 +114,9 @@ class Dispatcher:
         unsent_at = self._send(outbox)
         if unsent_at is not None:
             failed_at = unsent_at if failed_at is None else min(failed_at, unsent_at)
+        unsealed_at = _request_seals(accepted)
+        if unsealed_at is not None:
+            failed_at = unsealed_at if failed_at is None else min(failed_at, unsealed_at)
         return failed_at
 
     def _targets_of(self, tenant_id: str) -> _Targets:

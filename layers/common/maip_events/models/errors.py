@@ -23,6 +23,7 @@ _DESCRIPTIONS = {
     403: "forbidden: credential of another tenant or missing scope",
     404: "not_found",
     409: "conflict",
+    410: "gone: the event expired by retention (its leaf stays in the log)",
     413: "payload_too_large",
     415: "unsupported_media_type",
     429: "rate_limited",

@@ -1,0 +1,31 @@
+"""Integrity settings from the environment (the template sets them deployed; local names are the template's)."""
+from __future__ import annotations
+
+import os
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+def local() -> bool:
+    return os.environ.get("MAIP_LOCAL", "0") == "1"
+
+
+def table() -> str:
+    return _env("MAIP_INTEGRITY_TABLE", "maip-integrity-table")
+
+
+def seal_queue() -> str:
+    return _env("MAIP_SEAL_QUEUE", "maip-seal-queue")
+
+
+def signing_key() -> str:
+    """KMS key id, ARN or alias of the ECC_NIST_P256 SIGN_VERIFY key (the local stack creates this alias)."""
+    return _env("MAIP_SIGNING_KEY", "alias/maip-integrity-key")
+
+
+def grace_seconds() -> float:
+    """An event is sealed only once its id is older than this: longer than EmitFunction's timeout (10 s), so no
+    write can still land before it. Locally nothing times out that way and a short grace keeps the lag small."""
+    return float(_env("MAIP_SEAL_GRACE_SECONDS", "3" if local() else "30"))
