@@ -35,27 +35,34 @@ def wait_for_checkpoint(url: str, headers: dict, tree_size: int, timeout: float 
         time.sleep(0.5)
 
 
-def emit(url: str, headers: dict, count: int, offset: int = 0) -> None:
+def emit(url: str, headers: dict, count: int, offset: int = 0) -> list[str]:
+    """Emits `count` events; returns their created_at."""
+    created = []
     for i in range(offset, offset + count):
         body = {"event_type": ("agent.registered", "session.created")[i % 2], "agent_id": f"agent-{i}",
                 "severity": ("info", "warn", "error")[i % 3], "metadata": {"n": i, "ratio": i / 4, "note": "café ✓"}}
         response = requests.post(f"{url}{API}/events", json=body, headers=headers, timeout=30)
         assert response.status_code == 201, response.text
+        created.append(response.json()["created_at"])
+    return created
 
 
 def test_a_served_stack_verifies_online_and_its_export_verifies_offline(tmp_path):
     with served(MAIP_SEAL_GRACE_SECONDS="1") as stack:
         # Given events emitted in two rounds, each sealed into a checkpoint
-        emit(stack.url, stack.headers, 4)
+        created = emit(stack.url, stack.headers, 4)
         wait_for_checkpoint(stack.url, stack.headers, 4)
         emit(stack.url, stack.headers, 3, offset=4)
         wait_for_checkpoint(stack.url, stack.headers, 7)
-        # When the operator verifies the live audit trail
+        # When the operator verifies the live audit trail from the second millisecond with events on
+        start = next(moment for moment in created if moment > created[0])
+        first = created.index(start)
         online = maip_events("verify", "--url", stack.url, "--tenant", stack.tenant_id, "--api-key", stack.api_key,
-                             cwd=tmp_path, env=stack.env)
-        # Then the export, both checkpoints, their chain and their consistency proof all check out
+                             "--from", start, cwd=tmp_path, env=stack.env)
+        # Then the export (its edge proven by the leaf before), both checkpoints, their chain and consistency check out
         assert online.returncode == 0, online.stdout + online.stderr
-        assert online.stdout.startswith("OK: 7 events, leaves 0..6 of tree 7, checkpoint signed by kid "), online.stdout
+        assert online.stdout.startswith(f"OK: {7 - first} events, leaves {first}..6 of tree 7, window [{start}, +inf], "
+                                        "checkpoint signed by kid "), online.stdout
         assert "2 checkpoint(s) (tree sizes 4..7) signed, chained and consistent" in online.stdout, online.stdout
 
         # And an export downloaded with proofs verifies offline against the published key

@@ -141,8 +141,9 @@ def _edit_trailer(lines: list[str], **changes) -> list[str]:
 def test_an_intact_export_verifies_with_a_one_line_summary(tmp_path, log, order):
     result = _verify(tmp_path, log.export(window=WINDOW, order=order))
     assert result.ok, result.summary()
-    assert result.summary() == ("OK: 20 events, leaves 10..29 of tree 40, checkpoint signed by kid "
-                                "maip-integrity-test-1 (the public key in the export's trailer), 0 expired by retention")
+    assert result.summary() == (
+        "OK: 20 events, leaves 10..29 of tree 40, window [2026-11-01T00:00:10.000Z, 2026-11-01T00:00:29.000Z], "
+        "checkpoint signed by kid maip-integrity-test-1 (the public key in the export's trailer), 0 expired by retention")
 
 
 def test_whole_log_and_empty_window_exports_verify(tmp_path, log):

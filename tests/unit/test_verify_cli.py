@@ -34,8 +34,8 @@ def test_an_intact_export_exits_0_with_a_one_line_summary(tmp_path, log):
     # Then it passes, saying what was proven
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
-        "OK: 18 events, leaves 10..29 of tree 40, checkpoint signed by kid maip-integrity-test-1 "
-        "(the public key in the export's trailer), 2 expired by retention"]
+        "OK: 18 events, leaves 10..29 of tree 40, window [2026-11-01T00:00:10.000Z, 2026-11-01T00:00:29.000Z], "
+        "checkpoint signed by kid maip-integrity-test-1 (the public key in the export's trailer), 2 expired by retention"]
 
 
 def test_a_deleted_line_exits_1_naming_the_line_and_the_kind(tmp_path, log):

@@ -116,6 +116,9 @@ def _verify_online(args: argparse.Namespace, key: dict | None, key_source: str |
     document: dict = {"export": result.to_dict(), "pages": pages}
     if not result.ok:
         return _report(args, False, f"export: {result.summary()}", document)
+    problem = _window_problem(result.window, args.start, args.end)
+    if problem:
+        return _report(args, False, f"FAILED: window edge violated: {problem}", document)
     problem, checkpoints = _check_checkpoints(api, key, result.checkpoint, args.start, args.end)
     document["checkpoints"] = checkpoints
     if problem:
@@ -124,6 +127,21 @@ def _verify_online(args: argparse.Namespace, key: dict | None, key_source: str |
     chain = (f"{len(checkpoints)} checkpoint(s) (tree sizes {sizes[0]}..{sizes[-1]}) signed, chained and consistent"
              if checkpoints else "no other checkpoints")
     return _report(args, True, f"{result.summary()}; {chain}", document)
+
+
+def _window_problem(window: dict, start: str | None, end: str | None) -> str | None:
+    """The export's edges are proven against the window its trailer states: that must be the one asked for
+    (the server states bounds at millisecond precision, `from` rounded up and `to` down)."""
+    from datetime import timedelta
+
+    from maip_events.ids import parse_time
+
+    for name, asked in (("from", start), ("to", end)):
+        stated = window.get(name)
+        if (asked is None) != (stated is None) or (
+                asked is not None and abs(parse_time(stated) - parse_time(asked)) >= timedelta(milliseconds=1)):
+            return f"the export's window {name}={stated!r}, but {name}={asked!r} was asked for"
+    return None
 
 
 def _check_checkpoints(api: _Api, key: dict, exported: dict | None, start: str | None, end: str | None) -> tuple[str | None, list[dict]]:

@@ -303,11 +303,12 @@ class ExportVerification:
     def summary(self) -> str:
         if self.failure:
             return f"FAILED: line {self.failure.line}: {self.failure.kind}: {self.failure.message}"
+        # The window is part of what was proven (its edges): a reader must see it matches what was asked for.
         if self.first_index is None:
-            span = f"no leaves in the window, tree {self.tree_size}"
+            span = f"no leaves in window {_window(self.window)}, tree {self.tree_size}"
         else:
             lo, hi = sorted((self.first_index, self.last_index))
-            span = f"leaves {lo}..{hi} of tree {self.tree_size}"
+            span = f"leaves {lo}..{hi} of tree {self.tree_size}, window {_window(self.window)}"
         text = (f"OK: {self.events} events, {span}, checkpoint signed by kid {self.key_id} "
                 f"({self.key_source}), {self.expired} expired by retention")
         return text + "".join(f"; {note}" for note in self.notes)
