@@ -176,6 +176,13 @@ class TenantLog:
         self.leaves = [MerkleTree.hash_leaf(self.leaf_bytes(e)) for e in self.events]
         self.tree = MerkleTree(self.leaves)
 
+    def rewrite(self, index: int, **fields) -> "TenantLog":
+        """History rewritten: event `index` changed, the tree rebuilt (what a forked log looks like)."""
+        self.events[index] = {**self.events[index], **fields}
+        self.leaves[index] = MerkleTree.hash_leaf(self.leaf_bytes(self.events[index]))
+        self.tree = MerkleTree(self.leaves)
+        return self
+
     def leaf_bytes(self, event: dict) -> bytes:
         return jcs.canonicalize({"tenant_id": self.tenant_id, **{f: event[f] for f in LIST_FIELDS}})
 
