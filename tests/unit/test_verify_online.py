@@ -1,6 +1,6 @@
 """`maip-events verify --url` against a small HTTP server that serves evidence built by the test prover: an
-honest log passes (export in two pages, three chained checkpoints); a forked log and a broken `previous`
-chain are caught."""
+honest log passes (export in two pages, three chained checkpoints listed in capped pages); a forked log and a
+broken `previous` chain are caught."""
 from __future__ import annotations
 
 import json
@@ -38,8 +38,9 @@ class FakeApi:
             return {"X-Next-Token": "page-2"}, self.pages[0].encode()
         if path == f"{API}/integrity/checkpoints/latest":
             return {}, self.checkpoints[-1]
-        if path == f"{API}/integrity/checkpoints":
-            return {}, {"items": self.checkpoints}
+        if path == f"{API}/integrity/checkpoints":  # sealed_at >= from, oldest first, capped (at 2 here)
+            start = query.get("from", [""])[0]
+            return {}, {"items": [c for c in self.checkpoints if c["sealed_at"] >= start][:2]}
         if path == f"{API}/integrity/consistency":
             first, second = int(query["first"][0]), int(query["second"][0])
             return {}, {"first": first, "second": second,
@@ -92,11 +93,11 @@ def verify_url(url: str, capsys) -> tuple[int, str]:
 
 
 def test_an_honest_log_verifies_online(serve, capsys):
-    log = TenantLog(30)
-    code, output = verify_url(serve(FakeApi(log, chained(log, [10, 20, 30]))), capsys)
+    log = TenantLog(40)
+    code, output = verify_url(serve(FakeApi(log, chained(log, [10, 20, 30, 40]))), capsys)
     assert code == 0, output
-    assert output.startswith("OK: 30 events, leaves 0..29 of tree 30")
-    assert "3 checkpoint(s) (tree sizes 10..30) signed, chained and consistent" in output
+    assert output.startswith("OK: 40 events, leaves 0..39 of tree 40")
+    assert "4 checkpoint(s) (tree sizes 10..40) signed, chained and consistent" in output
 
 
 def test_a_forked_log_fails_consistency(serve, capsys):

@@ -119,7 +119,7 @@ def _verify_online(args: argparse.Namespace, key: dict | None, key_source: str |
     problem = _window_problem(result.window, args.start, args.end)
     if problem:
         return _report(args, False, f"FAILED: window edge violated: {problem}", document)
-    problem, checkpoints = _check_checkpoints(api, key, result.checkpoint, args.start, args.end)
+    problem, checkpoints = _check_checkpoints(api, key, result.checkpoint, args.start)
     document["checkpoints"] = checkpoints
     if problem:
         return _report(args, False, f"FAILED: checkpoints: {problem}", document)
@@ -144,26 +144,29 @@ def _window_problem(window: dict, start: str | None, end: str | None) -> str | N
     return None
 
 
-def _check_checkpoints(api: _Api, key: dict, exported: dict | None, start: str | None, end: str | None) -> tuple[str | None, list[dict]]:
-    """The checkpoints sealed in the window and after it up to the latest, plus the export's: each signed by
+def _check_checkpoints(api: _Api, key: dict, exported: dict | None, start: str | None) -> tuple[str | None, list[dict]]:
+    """The checkpoints sealed from the window's start up to the latest, plus the export's: each signed by
     `key`, each naming its predecessor in `previous`, each extending the one before (consistency proof)."""
     from maip_events.integrity.verify import (b64decode_hash, checkpoint_digest, checkpoint_signature_problem,
                                               verify_consistency)
 
-    listed = _list_checkpoints(api, start, end) + (_list_checkpoints(api, end, None) if end else [])
-    listed.append(api.get("/integrity/checkpoints/latest").json())
+    # Everything sealed from the window's start to the latest: neighbours in this chain are neighbours in the
+    # seal sequence and must link through `previous`. (The window's end does not matter: later checkpoints
+    # must still extend it.)
+    listed = _list_checkpoints(api, start) + [api.get("/integrity/checkpoints/latest").json()]
     by_size: dict[int, dict] = {}
     for checkpoint in sorted(listed, key=lambda c: (c.get("tree_size", -1), c.get("sealed_at") or "")):
-        by_size[checkpoint.get("tree_size")] = checkpoint
-    # Everything sealed from the window's start to the latest is listed, so neighbours in this chain are
-    # neighbours in the seal sequence and must link through `previous`.
+        size = checkpoint.get("tree_size")
+        if size in by_size and by_size[size].get("root_hash") != checkpoint.get("root_hash"):
+            return f"two checkpoints of tree size {size} with different roots (a forked log)", list(by_size.values())
+        by_size[size] = checkpoint
     chain = [by_size[size] for size in sorted(by_size)]
+    if exported and exported.get("tree_size") in by_size and by_size[exported["tree_size"]].get("root_hash") != exported.get("root_hash"):
+        return f"the export's checkpoint and the API's disagree on the root of tree size {exported['tree_size']} (a forked log)", chain
     if exported and exported.get("tree_size") not in by_size:
         by_size[exported.get("tree_size")] = exported
     ordered = [by_size[size] for size in sorted(by_size)]
     for checkpoint in ordered:
-        if exported and checkpoint["tree_size"] == exported.get("tree_size") and checkpoint.get("root_hash") != exported.get("root_hash"):
-            return f"the export's checkpoint and the API's disagree on the root of tree size {checkpoint['tree_size']} (a forked log)", ordered
         problem = checkpoint_signature_problem(checkpoint, key)
         if problem:
             return f"bad signature on the checkpoint of tree size {checkpoint.get('tree_size')}: {problem}", ordered
@@ -184,12 +187,17 @@ def _check_checkpoints(api: _Api, key: dict, exported: dict | None, start: str |
     return None, ordered
 
 
-def _list_checkpoints(api: _Api, start: str | None, end: str | None) -> list[dict]:
+def _list_checkpoints(api: _Api, start: str | None) -> list[dict]:
+    """Checkpoints sealed since `start`, oldest first. A listing is capped (1,000): continue from the last
+    `sealed_at` seen until a page brings nothing new."""
     items: list[dict] = []
-    params: dict = {"from": start, "to": end}
+    seen: set[tuple] = set()
+    cursor = start
     while True:
-        doc = api.get("/integrity/checkpoints", params).json()
-        items.extend(doc.get("items", []))
-        if not doc.get("next_token"):
+        page = api.get("/integrity/checkpoints", {"from": cursor}).json().get("items", [])
+        new = [c for c in page if (c.get("tree_size"), c.get("root_hash")) not in seen]
+        if not new:
             return items
-        params = {**params, "next_token": doc["next_token"]}
+        items += new
+        seen |= {(c.get("tree_size"), c.get("root_hash")) for c in new}
+        cursor = max(str(c.get("sealed_at")) for c in page)
