@@ -46,7 +46,7 @@ def dispatch_and_seal(events) -> None:
     from functions.seal.app import lambda_handler as seal
 
     assert dispatch(stream_batch(events), Ctx())["batchItemFailures"] == []
-    url = boto3.client("sqs", region_name="us-east-1").get_queue_url(QueueName="maip-seal-queue")["QueueUrl"]
+    url = boto3.client("sqs", region_name="us-east-1").get_queue_url(QueueName="maip-seal-requests")["QueueUrl"]
     drain(url, seal)
 
 

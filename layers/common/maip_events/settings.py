@@ -24,6 +24,8 @@ TABLE_DEFAULTS = {
     "MAIP_TENANTS_TABLE": "maip-tenant-settings",
     "MAIP_IDEMPOTENCY_TABLE": "maip-idempotency",
     "MAIP_QUOTA_TABLE": "maip-quotas",
+    "MAIP_INTEGRITY_TABLE": "maip-integrity",  # integrity logs (maip_events.integrity)
+    "MAIP_SEAL_QUEUE": "maip-seal-requests",
 }
 
 # Seconds between webhook attempts (jittered): 5 s, then minutes to hours, about 3 days in total.

@@ -29,7 +29,7 @@ def _ok(model: type, description: str) -> dict:
 
 @router.get(PUBLIC_KEY_PATH, summary="Checkpoint signing key", tags=TAGS,
             description="The public key (JWK, ES256) that signs every checkpoint; no authentication needed.",
-            responses={**_ok(PublicKey, "The JWK"), 500: error_responses()[500]})
+            responses={**_ok(PublicKey, "The JWK"), **{s: error_responses()[s] for s in (400, 500)}})
 def public_key():
     reject_unknown_query(set())
     return json_response(200, signing.public_jwk())

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 
+from maip_events.settings import TABLE_DEFAULTS
+
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(name) or default
@@ -13,11 +15,11 @@ def local() -> bool:
 
 
 def table() -> str:
-    return _env("MAIP_INTEGRITY_TABLE", "maip-integrity-table")
+    return _env("MAIP_INTEGRITY_TABLE", TABLE_DEFAULTS["MAIP_INTEGRITY_TABLE"])
 
 
 def seal_queue() -> str:
-    return _env("MAIP_SEAL_QUEUE", "maip-seal-queue")
+    return _env("MAIP_SEAL_QUEUE", TABLE_DEFAULTS["MAIP_SEAL_QUEUE"])
 
 
 def signing_key() -> str:
