@@ -11,7 +11,7 @@ import pytest
 
 from functions.export.app import lambda_handler as export_handler
 from maip_events import settings
-from maip_events.integrity import signing
+from maip_events.integrity import config, signing
 from maip_events.integrity.verify import verify_export
 from maip_events.store.tenants import TenantSettingsStore
 from siem_harness import create_queues, drain, make_events, stream_batch
@@ -33,7 +33,7 @@ def sealed(aws, monkeypatch):
     recent = make_events("t1", [("session.created", "warn", "b")] * 20,
                          start=datetime.now(timezone.utc) - timedelta(hours=2))
     assert dispatch(stream_batch(old + recent), Ctx())["batchItemFailures"] == []
-    drain(boto3.client("sqs", region_name="us-east-1").get_queue_url(QueueName="maip-seal-queue")["QueueUrl"], seal)
+    drain(boto3.client("sqs", region_name="us-east-1").get_queue_url(QueueName=config.seal_queue())["QueueUrl"], seal)
     TenantSettingsStore().set_retention("t1", 1)
     monkeypatch.setenv("MAIP_EXPORT_MAX_EVENTS", "9")
     settings.get_settings.cache_clear()
