@@ -185,6 +185,12 @@ def test_a_deleted_first_line_is_missing_at_line_1(tmp_path, log):
     assert _failure(_verify(tmp_path, lines[1:])) == (1, "missing")
 
 
+def test_in_ascending_order_a_deleted_first_line_is_missing_at_line_1(tmp_path, log):
+    lines = log.export(window=WINDOW, order="asc")
+    result = _verify(tmp_path, lines[1:])
+    assert _failure(result) == (1, "missing") and "leaf 10 missing at the start" in result.failure.message
+
+
 def test_a_deleted_last_line_is_missing_at_the_trailer(tmp_path, log):
     lines = log.export(window=WINDOW)
     del lines[-2]
