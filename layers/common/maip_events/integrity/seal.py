@@ -42,8 +42,18 @@ MARGIN_SECONDS = 2  # seal messages wait grace + this: clocks of Lambda hosts di
 
 def seal_delay() -> int:
     """SQS DelaySeconds of a seal message (at most 900)."""
-    grace = config.grace_seconds()
-    return min(900, math.ceil(grace + MARGIN_SECONDS)) if grace > 0 else 0
+    grace, step = config.grace_seconds(), config.seal_interval_seconds()
+    return min(900, math.ceil(grace + MARGIN_SECONDS + step)) if grace > 0 else math.ceil(step)
+
+
+def cutoff_at(now: datetime) -> str:
+    """The highest event id a seal at `now` may append: older than the grace, rounded down to the seal step."""
+    moment = now - timedelta(seconds=config.grace_seconds())
+    step = config.seal_interval_seconds()
+    if step > 0:
+        epoch = moment.timestamp()
+        moment = datetime.fromtimestamp(epoch - epoch % step, timezone.utc)
+    return highest_event_id(moment)
 
 
 class Sealer:
@@ -59,7 +69,7 @@ class Sealer:
         """Seals everything of the tenant older than the cutoff; returns the checkpoints it signed (none if the
         log was already up to date). Several checkpoints when more than MAX_LEAVES_PER_SEAL events are due."""
         signed: list[dict[str, Any]] = []
-        cutoff = highest_event_id(self.clock() - timedelta(seconds=config.grace_seconds()))
+        cutoff = cutoff_at(self.clock())
         conflicts = 0
         while True:  # a backlog larger than one transaction is sealed as several checkpoints
             try:
@@ -73,6 +83,10 @@ class Sealer:
             if checkpoint is None:
                 return signed
             signed.append(checkpoint)
+            if checkpoint["appended"] < MAX_LEAVES_PER_SEAL:  # everything due is sealed: no second look
+                checkpoint.pop("appended")
+                return signed
+            checkpoint.pop("appended")
 
     def _due(self, tenant_id: str, after: str | None, cutoff: str) -> list[dict[str, Any]]:
         """Up to MAX_LEAVES_PER_SEAL events with after < id <= cutoff, ascending, merged over all read shards."""
@@ -120,7 +134,7 @@ class Sealer:
         checkpoint.update(signature=b64(signature), key_id=key_id)
         self.store.commit(tenant_id, size, checkpoint, changed, chunks)
         logger.info("sealed", extra={"tenant_id": tenant_id, "tree_size": new_size, "appended": len(events)})
-        return checkpoint
+        return {**checkpoint, "appended": len(events)}
 
     def _chunks(self, tenant_id: str, size: int, ids: list[str]) -> dict[int, list[str]]:
         """The id chunks (256 leaves each) after appending `ids` at leaf `size`."""
