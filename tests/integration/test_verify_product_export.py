@@ -26,6 +26,7 @@ def sealed(aws, monkeypatch):
     from maip_events_local.server import create_kms_keys
 
     monkeypatch.setenv("MAIP_SEAL_GRACE_SECONDS", "0")
+    monkeypatch.setenv("MAIP_SEAL_INTERVAL_SECONDS", "0")
     create_queues()
     create_kms_keys()
     signing._jwk.cache_clear()
