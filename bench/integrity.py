@@ -298,7 +298,7 @@ def main() -> None:
 
     if not args.no_lag:
         lag = sealing_lag(args.lag_events)
-        print(f"\n4. Sealing lag, local stack (grace 3 s + 2 s margin on the seal message; deployed grace 30 s): "
+        print(f"\n4. Sealing lag, local stack (grace 3 s, seal message delayed grace + 2 s margin + 1 s step; deployed grace 30 s, step 5 s): "
               f"{lag['events']} events, median {lag['median_ms']:,.0f} ms, max {lag['max_ms']:,.0f} ms from the 201 "
               f"to a checkpoint containing the event (sealed_at - created_at median {lag['sealed_at_minus_created_median_ms']:,.0f} ms)")
         print("   bound deployed: grace 30 s + margin 2 s + stream batching (<= 1 s + iterator age) + SQS/Lambda pickup; "

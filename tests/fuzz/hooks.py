@@ -3,7 +3,8 @@ that "schema-valid" also means "valid for the API"; negative cases and every che
 
 - `next_token` is an opaque cursor the server signs and binds to its query: a generated one is a forged token,
   which is rightly a 400 (tests/integration cover tampered and mismatched tokens). Positive cases omit it.
-- `from` <= `to` (list, export, replay), metrics windows end at `to` (default: now) and span at most 31 days
+- an export with `proofs=true` is `format=jsonl` without filters, and a consistency proof has `first` <= `second`.
+- `from` <= `to` (list, export, checkpoints, replay), metrics windows end at `to` (default: now) and span at most 31 days
   (hour) or 366 days (day), and a replay window (`to` default: now) spans at most 7 days: cross-field and
   clock-relative rules. Positive cases get an ordered, short window.
 """
@@ -13,7 +14,10 @@ from datetime import datetime, timedelta, timezone
 
 import schemathesis
 
-WINDOW_QUERIES = {"/v1/observability/events", "/v1/observability/events/export"}
+WINDOW_QUERIES = {"/v1/observability/events", "/v1/observability/events/export", "/v1/observability/integrity/checkpoints"}
+EXPORT = "/v1/observability/events/export"
+CONSISTENCY = "/v1/observability/integrity/consistency"
+UNPROVABLE = ("agent_id", "event_type", "resource_id", "severity", "q")  # filters an export with proofs refuses
 METRICS = "/v1/observability/metrics"
 REPLAY_WINDOW = timedelta(days=7)  # maip_events.quota.replay.MAX_WINDOW
 
@@ -47,6 +51,11 @@ def map_case(context, case):
             query = _ordered(query)
         elif path == METRICS and isinstance(query.get("from"), str):
             query["to"] = _text(_moment(query["from"]) + timedelta(hours=1))
+        if path == EXPORT and query.get("proofs") in (True, "true"):  # proofs: jsonl, contiguous (no filters)
+            query = {k: v for k, v in query.items() if k not in UNPROVABLE}
+            query["format"] = "jsonl"
+        if path == CONSISTENCY and isinstance(query.get("first"), int) and isinstance(query.get("second"), int):
+            query["first"], query["second"] = sorted((query["first"], query["second"]))
         case.query = query
     if path.endswith("/replay") and isinstance(case.body, dict) and isinstance(case.body.get("from"), str):
         body = dict(case.body)

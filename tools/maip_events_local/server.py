@@ -58,9 +58,12 @@ def create_kms_keys() -> None:
     from maip_events import aws
     from maip_events_local.template import kms_key_definitions
 
+    keys = kms_key_definitions()
+    if not keys:
+        return
     kms = aws.client("kms")
     existing = {a["AliasName"] for a in kms.list_aliases().get("Aliases", [])}
-    for key in kms_key_definitions():
+    for key in keys:
         if key["alias"] not in existing:
             key_id = kms.create_key(**key["create"])["KeyMetadata"]["KeyId"]
             kms.create_alias(AliasName=key["alias"], TargetKeyId=key_id)

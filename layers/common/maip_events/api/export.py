@@ -40,7 +40,7 @@ NDJSON = "application/x-ndjson"
         "with `next_token` until neither is present."
     ),
     tags=["Events"],
-    responses={200: {"description": "NDJSON lines", "content": {NDJSON: {"schema": {"type": "string"}}}}, **error_responses()},
+    responses={200: {"description": "NDJSON lines", "content": {NDJSON: {"schema": {"type": "string"}}}}, **error_responses(404)},
 )
 def export_events(
     fmt: Annotated[Literal["jsonl", "ocsf"], Query(alias="format", description="jsonl (list items, default) or ocsf")] = "jsonl",
