@@ -26,6 +26,8 @@ from siem_harness import create_queues, drain, make_events, stream_batch
 from support import Ctx, http_event, invoke, key_headers
 
 BASE = "/v1/observability/integrity"
+# Events of a week ago: sealed (past any grace), and expired once a test drops the retention to 1 day.
+WEEK_AGO = (datetime.now(timezone.utc) - timedelta(days=8)).replace(hour=7, minute=0, second=0, microsecond=0)
 
 
 @pytest.fixture
@@ -128,8 +130,8 @@ def signature_valid(checkpoint: dict, jwk: dict) -> bool:
 def test_a_tenant_with_four_write_shards_is_sealed_in_id_order_and_its_checkpoint_verifies(log):
     # Given tenant t1 spreading events over 4 write shards (and another tenant's events in the same stream batch)
     TenantSettingsStore().set_write_shards("t1", 4, now=datetime.now(timezone.utc) - timedelta(minutes=5))
-    mine = make_events("t1", [("agent.registered", "info", f"a{i % 3}") for i in range(40)], step=timedelta(milliseconds=7))
-    other = make_events("t2", [("session.created", "warn", None)] * 3)
+    mine = make_events("t1", [("agent.registered", "info", f"a{i % 3}") for i in range(40)], start=WEEK_AGO, step=timedelta(milliseconds=7))
+    other = make_events("t2", [("session.created", "warn", None)] * 3, start=WEEK_AGO)
     stored = log.scan(TableName="maip-events")["Items"]
     assert {i["pk"]["S"] for i in stored if i["tenant_id"]["S"] == "t1"} == {"t1#0", "t1#1", "t1#2", "t1#3"}
     headers = key_headers("t1", ["events:read"])
@@ -155,7 +157,7 @@ def test_a_tenant_with_four_write_shards_is_sealed_in_id_order_and_its_checkpoin
 def test_resealing_is_idempotent_and_later_seals_chain_by_previous_with_consistency_proofs(log):
     # Given 10 sealed events
     headers = key_headers("t1", ["events:read"])
-    first = make_events("t1", [("agent.registered", "info", "a")] * 10)
+    first = make_events("t1", [("agent.registered", "info", "a")] * 10, start=WEEK_AGO)
     dispatch_and_seal(first)
     # When the same seal request is delivered again (at-least-once) and nothing new arrived
     assert Sealer().seal("t1") == []
@@ -163,7 +165,7 @@ def test_resealing_is_idempotent_and_later_seals_chain_by_previous_with_consiste
     status, listed, _ = get(f"{BASE}/checkpoints", headers)
     assert status == 200 and [c["tree_size"] for c in listed["items"]] == [10]
     # When 7 more events are sealed
-    second = make_events("t1", [("session.created", "info", "b")] * 7, start=datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc))
+    second = make_events("t1", [("session.created", "info", "b")] * 7, start=WEEK_AGO + timedelta(hours=1))
     dispatch_and_seal(second)
     # Then the new checkpoint points at the previous one's canonical body, and a consistency proof links them
     _, listed, _ = get(f"{BASE}/checkpoints", headers)
@@ -195,8 +197,8 @@ class RacingStore(IntegrityStore):
 
 def test_two_sealers_racing_never_fork_the_log(log):
     # Given 5 events sealed by a rival between sealer A's read of the head and its commit, 3 more arriving meanwhile
-    first = make_events("t1", [("agent.registered", "info", "a")] * 5)
-    later = make_events("t1", [("agent.registered", "info", "a")] * 3, start=datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc))
+    first = make_events("t1", [("agent.registered", "info", "a")] * 5, start=WEEK_AGO)
+    later = make_events("t1", [("agent.registered", "info", "a")] * 3, start=WEEK_AGO + timedelta(hours=2))
     rival_signed = []
     rival = Sealer()
     rival_due = rival._due
@@ -220,7 +222,7 @@ def test_two_sealers_racing_never_fork_the_log(log):
 
 def test_inclusion_proofs_verify_and_unknown_unsealed_or_expired_events_answer_404_or_410(log):
     # Given 300 sealed events (past one tile) a week ago and 2 recent ones, and one event not sealed yet
-    old = make_events("t1", [("agent.registered", "info", "a")] * 300, step=timedelta(milliseconds=3))
+    old = make_events("t1", [("agent.registered", "info", "a")] * 300, start=WEEK_AGO, step=timedelta(milliseconds=3))
     now = datetime.now(timezone.utc)
     recent = make_events("t1", [("session.created", "info", "b")] * 2, start=now - timedelta(hours=1))
     dispatch_and_seal(old + recent)
@@ -252,7 +254,7 @@ def test_inclusion_proofs_verify_and_unknown_unsealed_or_expired_events_answer_4
 def test_checkpoints_before_the_first_seal_are_404_and_the_window_filters_by_sealed_at(log):
     headers = key_headers("t1", ["events:read"])
     assert get(f"{BASE}/checkpoints/latest", headers)[0] == 404
-    dispatch_and_seal(make_events("t1", [("agent.registered", "info", "a")] * 2))
+    dispatch_and_seal(make_events("t1", [("agent.registered", "info", "a")] * 2, start=WEEK_AGO))
     _, latest, _ = get(f"{BASE}/checkpoints/latest", headers)
     assert get(f"{BASE}/checkpoints", headers, **{"from": latest["sealed_at"]})[1]["items"] == [latest]
     assert get(f"{BASE}/checkpoints", headers, to="2020-01-01T00:00:00Z")[1]["items"] == []
@@ -280,7 +282,7 @@ def check_line(line: dict, tenant: str, size: int, root: bytes) -> None:
 def test_an_export_with_proofs_is_contiguous_verifiable_evidence_across_pages(log, monkeypatch, order):
     # Given 30 old events (expired by a 1-day retention) and 20 recent ones, sealed, and pages of 7 lines
     now = datetime.now(timezone.utc)
-    old = make_events("t1", [("agent.registered", "info", "a")] * 30, step=timedelta(seconds=1))
+    old = make_events("t1", [("agent.registered", "info", "a")] * 30, start=WEEK_AGO, step=timedelta(seconds=1))
     recent = make_events("t1", [("session.created", "warn", "b")] * 20, start=now - timedelta(hours=2), step=timedelta(seconds=1))
     dispatch_and_seal(old + recent)
     TenantSettingsStore().set_retention("t1", 1)
@@ -313,7 +315,7 @@ def test_an_export_with_proofs_is_contiguous_verifiable_evidence_across_pages(lo
 
 
 def test_proofs_cannot_be_combined_with_filters(log):
-    dispatch_and_seal(make_events("t1", [("agent.registered", "info", "a")]))
+    dispatch_and_seal(make_events("t1", [("agent.registered", "info", "a")], start=WEEK_AGO))
     headers = key_headers("t1", ["events:read"])
     for query in ({"agent_id": "a"}, {"event_type": "agent.registered"}, {"format": "ocsf"}):
         q = {"format": "jsonl", "proofs": "true", **query}
