@@ -54,8 +54,9 @@ def map_case(context, case):
         if path == EXPORT and query.get("proofs") in (True, "true"):  # proofs: jsonl, contiguous (no filters)
             query = {k: v for k, v in query.items() if k not in UNPROVABLE}
             query["format"] = "jsonl"
-        if path == CONSISTENCY and isinstance(query.get("first"), int) and isinstance(query.get("second"), int):
-            query["first"], query["second"] = sorted((query["first"], query["second"]))
+        if path == CONSISTENCY and all(str(query.get(k, "")).isdigit() for k in ("first", "second")):
+            low, high = sorted((query["first"], query["second"]), key=int)
+            query["first"], query["second"] = low, high
         case.query = query
     if path.endswith("/replay") and isinstance(case.body, dict) and isinstance(case.body.get("from"), str):
         body = dict(case.body)
