@@ -7,6 +7,8 @@ import os
 import sys
 from typing import Any, Callable
 
+from maip_events_local import verify_cli
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], Any]] = {}
 
 
@@ -79,7 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     from maip_events_local import http_cli  # `events emit|list|tail|export`: the event API over HTTP
 
     http_cli.add_parsers(sub, _common, COMMANDS)
+    verify_cli.add_parser(sub)
     return parser
+
+
+COMMANDS["verify"] = verify_cli.run
 
 
 def _fail(args: argparse.Namespace, message: str, code: int = 1) -> int:
