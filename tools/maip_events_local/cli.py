@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     from maip_events_local import http_cli  # `events emit|list|tail|export`: the event API over HTTP
 
     http_cli.add_parsers(sub, _common, COMMANDS)
-    verify_cli.add_parser(sub)
+    verify_cli.add_parser(sub, _common)
     return parser
 
 

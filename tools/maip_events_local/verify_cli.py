@@ -17,7 +17,7 @@ from typing import Any
 API = "/v1/observability"
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction, common) -> None:
     parser = sub.add_parser(
         "verify", help="verify an export with proofs offline (FILE) or a live API's audit trail (--url)",
         description="Checks every leaf hash and inclusion proof against the signed checkpoint, the contiguity of "
@@ -30,8 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--api-key", help="with --url: an API key with events:read")
     parser.add_argument("--from", dest="start", help="with --url: window start (ISO 8601, inclusive)")
     parser.add_argument("--to", dest="end", help="with --url: window end (ISO 8601, inclusive)")
-    parser.add_argument("--json", action="store_true", help="print exactly one JSON document on stdout")
-    parser.set_defaults(dynamodb_endpoint=None)  # read by the shared entry point; verify never touches DynamoDB
+    common(parser)  # --json and --dynamodb-endpoint, like every command (verify itself never touches DynamoDB)
 
 
 def run(args: argparse.Namespace) -> int:
