@@ -70,7 +70,7 @@ def _doubles(value: Any) -> Any:
         return {k: _doubles(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_doubles(v) for v in value]
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53 - 1:  # the package's safe range
         return float(value)
     return value
 
