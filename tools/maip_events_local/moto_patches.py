@@ -1,4 +1,4 @@
-"""Four moto hot spots (and two locks: see _serialize_writes, _serialize_queues) that make the local stack slow down as tables grow or as requests run concurrently; `install()` fixes them in-process.
+"""Five moto hot spots (and two locks: see _serialize_writes, _serialize_queues) that make the local stack slow down as tables grow or as requests run concurrently; `install()` fixes them in-process.
 
 1. TransactWriteItems deep-copies every touched table, once per item, for rollback: O(table size) per emit
    (every emit is one transaction: the event + its count buckets). Replaced by a two-phase version with the
