@@ -87,68 +87,18 @@ def count_calls(headers: dict) -> None:
 def warm_ratios(headers: dict, rounds: int = 400) -> None:
     from functions.emit.app import lambda_handler as emit
     from functions.list.app import lambda_handler as list_events
-    from maip_events import aws
-    from maip_events.auth.keys import hash_key
     from support import Ctx, http_event
+    from warm_stub import WarmStub
 
-    client = aws.dynamodb()
-    key_item = {"Item": {"key_hash": {"S": hash_key(headers["X-API-Key"])}, "key_id": {"S": "maip-key:1"},
-                         "tenant_id": {"S": headers["X-Tenant-ID"]}, "scopes": {"L": [{"S": "*"}]},
-                         "created_at": {"S": "2026-11-23T00:00:00.000Z"}}}
     post = http_event("POST", "/v1/observability/events", headers=headers, body={"event_type": "agent.registered"})
     get = http_event("GET", "/v1/observability/events", headers=headers, query={"limit": "50"})
-
-    # Canned DynamoDB answers, by operation and table, short-circuiting botocore like Stubber does, so the
-    # handler and the raw baseline pay the same client-side cost (serialisation, user agent, hooks).
-    from botocore.awsrequest import AWSResponse
-
-    from maip_events.events import build_event
-    from maip_events.models.events import EmitEventRequest
-    from maip_events.settings import get_settings
-    from maip_events.store.events import to_item
-
-    settings = get_settings()
-    sample = EmitEventRequest(event_type="agent.registered", agent_id="agent-1", metadata={"region": "eu-west-1", "n": 1})
-    item = to_item(build_event(headers["X-Tenant-ID"], sample))
-    page = {"Items": [to_item(build_event(headers["X-Tenant-ID"], sample)) for _ in range(50)], "Count": 50, "ScannedCount": 50}
-    # Count buckets as the stream keeps them (store/counts.py): the top-level block holding now has 5,000 events.
-    from maip_events.store import counts
-
-    bucket = {"Items": [{"sk": {"S": counts.prefix(int(time.time() * 1000), counts.LEVELS[0])}, "n": {"N": "5000"}}],
-              "Count": 1, "ScannedCount": 1}
-    empty = {"Items": [], "Count": 0, "ScannedCount": 0}
-    top = f"{headers['X-Tenant-ID']}#n{counts.LEVELS[0]}#"
-
-    def answer(model, params, **_):
-        body = json.loads(params["body"])  # before-call sees the serialised request
-        table = body.get("TableName")
-        if model.name == "GetItem":
-            return key_item if table == settings.keys_table else {}
-        if model.name == "Query":
-            if table == settings.events_table:
-                return page
-            return bucket if body["ExpressionAttributeValues"][":p"]["S"].startswith(top) else empty
-        return {}
-
-    def respond(model, params, **kwargs):
-        return AWSResponse("https://stub", 200, {}, None), answer(model, params)
+    stub = WarmStub(headers, page_size=50)
+    client, item = stub.client, stub.item
 
     def timed(*fns) -> list[float]:
-        """Median time of each function; calls interleaved so that handler and baseline see the same machine load."""
-        samples: list[list[float]] = [[] for _ in fns]
-        client.meta.events.register_first("before-call.dynamodb", respond, unique_id="bench-stub")
-        try:
-            for _ in range(rounds):
-                for fn, times in zip(fns, samples):
-                    t0 = time.perf_counter()
-                    result = fn()
-                    times.append(time.perf_counter() - t0)
-                    assert result.get("statusCode", 200) < 300, result
-        finally:
-            client.meta.events.unregister("before-call.dynamodb", unique_id="bench-stub")
-        return [statistics.median(times) for times in samples]
+        return stub.timed(rounds, *fns, check=True)
 
-    table = settings.events_table
+    table = stub.settings.events_table
     handler_post, raw_put = timed(
         lambda: emit(dict(post), Ctx()),
         lambda: client.put_item(TableName=table, Item=item, ConditionExpression="attribute_not_exists(pk)"))

@@ -192,65 +192,18 @@ def warm_get_ratio(rounds: int = 300) -> Row:
 
 
 def _warm_get_ratio(rounds: int) -> Row:
-    from botocore.awsrequest import AWSResponse
-
     from functions.list.app import lambda_handler as list_events
-    from maip_events import aws
-    from maip_events.auth.keys import hash_key
-    from maip_events.events import build_event
-    from maip_events.models.events import EmitEventRequest
-    from maip_events.settings import get_settings
-    from maip_events.store import counts
-    from maip_events.store.events import to_item
     from support import Ctx, http_event, key_headers
+    from warm_stub import WarmStub
 
     headers = key_headers("warm", ["*"])
-    client, settings = aws.dynamodb(), get_settings()
-    key_item = {"Item": {"key_hash": {"S": hash_key(headers["X-API-Key"])}, "key_id": {"S": "maip-key:1"},
-                         "tenant_id": {"S": "warm"}, "scopes": {"L": [{"S": "*"}]}, "created_at": {"S": "2026-11-23T00:00:00.000Z"}}}
-    sample = EmitEventRequest(event_type="agent.registered", agent_id="agent-1", metadata={"region": "eu-west-1", "n": 1})
-    page = {"Items": [to_item(build_event("warm", sample)) for _ in range(51)], "Count": 51, "ScannedCount": 51}
-    now_ms = int(time.time() * 1000)
-    bucket = {"Items": [{"sk": {"S": counts.prefix(now_ms, 3)}, "n": {"N": "5000"}}], "Count": 1, "ScannedCount": 1}
-    empty = {"Items": [], "Count": 0, "ScannedCount": 0}
-
-    def answer(model, params):
-        body = json.loads(params["body"])
-        table = body.get("TableName")
-        if model.name == "GetItem":
-            return key_item if table == settings.keys_table else {}
-        if model.name == "Query":
-            if table == settings.events_table:
-                return page
-            return bucket if body["ExpressionAttributeValues"][":p"]["S"].startswith("warm#n3#") else empty
-        return {}
-
-    def respond(model, params, **_):
-        return AWSResponse("https://stub", 200, {}, None), answer(model, params)
-
-    def timed(*fns) -> list[float]:
-        """Median time of each function, calls interleaved so that every one sees the same machine load."""
-        samples: list[list[float]] = [[] for _ in fns]
-        client.meta.events.register_first("before-call.dynamodb", respond, unique_id="ingest-read-stub")
-        try:
-            for _ in range(rounds):
-                for fn, times in zip(fns, samples):
-                    t0 = time.perf_counter()
-                    fn()
-                    times.append(time.perf_counter() - t0)
-        finally:
-            client.meta.events.unregister("before-call.dynamodb", unique_id="ingest-read-stub")
-        return [statistics.median(times) for times in samples]
-
+    stub = WarmStub(headers, page_size=51, unique_id="ingest-read-stub")
     get = http_event("GET", "/v1/observability/events", headers=headers, query={"limit": "50"})
-    client.meta.events.register_first("before-call.dynamodb", respond, unique_id="ingest-read-stub")
-    try:
+    with stub.installed():
         assert list_events(dict(get), Ctx())["statusCode"] == 200  # warm: API key and tenant settings now cached
-    finally:
-        client.meta.events.unregister("before-call.dynamodb", unique_id="ingest-read-stub")
-    handler, raw = timed(lambda: list_events(dict(get), Ctx()),
-                         lambda: client.query(TableName=settings.events_table, KeyConditionExpression="pk = :p",
-                                              ExpressionAttributeValues={":p": {"S": "warm#0"}}, Limit=51))
+    handler, raw = stub.timed(rounds, lambda: list_events(dict(get), Ctx()),
+                              lambda: stub.client.query(TableName=stub.settings.events_table, KeyConditionExpression="pk = :p",
+                                                        ExpressionAttributeValues={":p": {"S": "warm#0"}}, Limit=51))
     return ("warm GET page (limit 50) vs raw stubbed query", f"{handler / raw:.2f}x",
             f"handler {handler * 1e6:.0f} us vs query {raw * 1e6:.0f} us (target <= 3x)")
 

@@ -18,7 +18,9 @@ import signal
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,10 +107,21 @@ def _raw_round(endpoint: str, table: str, attributes: list[dict]) -> float:
     return _parallel(CLIENTS, writer)
 
 
+@contextmanager
+def _stack_log_on_failure(stack) -> Iterator[None]:
+    """A failed round shows why: the stack's own log lines (not the 201s) go to stderr before the error."""
+    try:
+        yield
+    except BaseException:
+        lines = [line for line in stack.logs().splitlines() if line.strip() and " 201 " not in line]
+        print("\n".join(lines[-60:]), file=sys.stderr)
+        raise
+
+
 def measure() -> list[tuple[str, str, str]]:
     from served_stack import served
 
-    with served(MAIP_LOCAL_PREWARM="16", POWERTOOLS_LOG_LEVEL="WARNING") as stack:
+    with served(MAIP_LOCAL_PREWARM="16", POWERTOOLS_LOG_LEVEL="WARNING") as stack, _stack_log_on_failure(stack):
         import boto3
 
         from maip_events.settings import get_settings

@@ -5,8 +5,8 @@ import json
 import threading
 import uuid
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Iterator
 from urllib.parse import urlencode
 
 
@@ -64,21 +64,27 @@ def key_headers(tenant: str, scopes: list[str]) -> dict[str, str]:
 
 
 @contextmanager
-def serve_json(document: bytes, path: str = "/.well-known/jwks.json") -> Iterator[str]:
-    """A JSON document (e.g. a JWKS) served over HTTP from 127.0.0.1; yields its URL."""
+def serve_json(document: bytes | Callable[[], bytes], path: str = "/.well-known/jwks.json",
+               on_request: Callable[[], None] | None = None) -> Iterator[str]:
+    """A JSON document (e.g. a JWKS) served over HTTP from 127.0.0.1, a thread per request; yields its URL.
+    `document` may be a function, called for each request (a document the test changes); `on_request` runs
+    before each answer (to count fetches, or hold requests)."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802
+            if on_request is not None:
+                on_request()
+            body = document() if callable(document) else document
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(document)))
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(document)
+            self.wfile.write(body)
 
         def log_message(self, *args):
             pass
 
-    server = HTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_port}{path}"

@@ -6,7 +6,6 @@ import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
 import pytest
@@ -14,6 +13,7 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from served_stack import served
+from support import serve_json
 
 pytestmark = [pytest.mark.e2e]
 
@@ -28,38 +28,26 @@ class SlowJwks:
 
     def __init__(self, parties: int, patience: float):
         jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(KEY.public_key()))
-        document = json.dumps({"keys": [{**jwk, "kid": "rsa-1", "alg": "RS256", "use": "sig"}]}).encode()
-        barrier = threading.Barrier(parties, timeout=patience)
+        self.document = json.dumps({"keys": [{**jwk, "kid": "rsa-1", "alg": "RS256", "use": "sig"}]}).encode()
+        self.barrier = threading.Barrier(parties, timeout=patience)
         self.arrived: list[float] = []
         self.answered: list[float] = []
-        outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                outer.arrived.append(time.monotonic())
-                try:
-                    barrier.wait()
-                except threading.BrokenBarrierError:
-                    pass  # the others never came while this one waited: answered anyway, the test fails on order
-                outer.answered.append(time.monotonic())
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(document)))
-                self.end_headers()
-                self.wfile.write(document)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/.well-known/jwks.json"
+    def _hold(self) -> None:
+        self.arrived.append(time.monotonic())
+        try:
+            self.barrier.wait()
+        except threading.BrokenBarrierError:
+            pass  # the others never came while this one waited: answered anyway, the test fails on order
+        self.answered.append(time.monotonic())
 
     def __enter__(self) -> "SlowJwks":
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self._served = serve_json(self.document, on_request=self._hold)
+        self.url = self._served.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.server.shutdown()
+        self._served.__exit__(*exc)
 
 
 def bearer(tenant: str, scopes: str) -> str:

@@ -4,16 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from maip_events import settings
 from maip_events.http import guard
-
-
-@pytest.fixture
-def deployed(monkeypatch):
-    monkeypatch.delenv("MAIP_LOCAL", raising=False)
-    settings.reset()
-    yield
-    settings.reset()
 
 
 @pytest.mark.parametrize("address, why", [

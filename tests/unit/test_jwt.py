@@ -124,31 +124,15 @@ class RotatingJwks:
     def __init__(self, *keys: dict):
         self.keys, self.fetches = list(keys), 0
 
+    def _count(self) -> None:
+        self.fetches += 1
+
     def __enter__(self) -> str:
-        from http.server import BaseHTTPRequestHandler, HTTPServer
-        import threading
-
-        jwks = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                jwks.fetches += 1
-                body = json.dumps({"keys": jwks.keys}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{self.server.server_port}/jwks.json"
+        self._served = serve_json(lambda: json.dumps({"keys": self.keys}).encode(), path="/jwks.json", on_request=self._count)
+        return self._served.__enter__()
 
     def __exit__(self, *exc):
-        self.server.shutdown()
+        return self._served.__exit__(*exc)
 
 
 class Clock:

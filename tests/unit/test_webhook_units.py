@@ -62,14 +62,6 @@ def test_every_catalog_type_and_namespace_is_a_valid_pattern():
             matching.validate_patterns(bad)
 
 
-@pytest.fixture
-def deployed(monkeypatch):
-    monkeypatch.delenv("MAIP_LOCAL", raising=False)
-    settings.reset()
-    yield
-    settings.reset()
-
-
 @pytest.mark.parametrize("address", [
     "127.0.0.1", "10.0.0.1", "172.16.5.4", "192.168.1.1", "169.254.169.254", "0.0.0.0", "100.64.0.1",
     "100.100.100.200", "224.0.0.1", "239.255.255.250", "240.0.0.1", "255.255.255.255", "::1", "fe80::1", "fc00::1",

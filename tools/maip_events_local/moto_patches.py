@@ -1,4 +1,4 @@
-"""Three moto hot spots (and two locks: see _serialize_writes, _serialize_queues) that make the local stack slow down as tables grow; `install()` fixes them in-process.
+"""Five moto hot spots (and two locks: see _serialize_writes, _serialize_queues) that make the local stack slow down as tables grow or as requests run concurrently; `install()` fixes them in-process.
 
 1. TransactWriteItems deep-copies every touched table, once per item, for rollback: O(table size) per emit
    (every emit is one transaction: the event + its count buckets). Replaced by a two-phase version with the
@@ -12,6 +12,14 @@
 
 3. Counter updates (`ADD n :n SET ...`) go through moto's generic update-expression machinery (~10 ms each);
    inside a transaction, on a table without a stream, they are applied directly.
+
+4. Moto's server routes every request to its backend under one global lock, and that routing lists moto's
+   package directory (~175 `isdir` calls) and tries ~2,000 URL patterns: ~6 ms per request, serialised, so the
+   whole embedded AWS capped at ~150 requests/s. The host -> backend answer never changes: it is memoised.
+5. GetRecords answers go through moto's generic, shape-driven response serializer: ~8 ms per stream record, so
+   the two stream readers cost the embedded DynamoDB several times what the writes themselves cost. The records
+   are already DynamoDB JSON: they are dumped with moto's own DynamoDB JSON encoder, as its older versions did
+   (same wire document: timestamps as epoch seconds, binary as base64).
 
 Local stack, tests and benches only; never imported by Lambda code.
 """
@@ -203,7 +211,39 @@ def install() -> None:
     _patch_query()
     _serialize_writes(DynamoDBBackend)
     _serialize_queues()
+    _memoise_routing()
+    _dump_stream_records()
     _installed = True
+
+
+def _dump_stream_records() -> None:
+    """5. GetRecords as one json.dumps of the records (moto's DynamoDB JSON encoder), not the generic serializer."""
+    from moto.dynamodb.models.utilities import dynamo_json_dump
+    from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+
+    def get_records(self: Any) -> str:
+        limit = self._get_param("Limit")
+        return dynamo_json_dump(self.backend.get_records(self._get_param("ShardIterator"), 1000 if limit is None else limit))
+
+    DynamoDBStreamsHandler.get_records = get_records
+
+
+def _memoise_routing() -> None:
+    """4. host -> backend name, computed once per host (the module list and URL patterns are fixed at import)."""
+    import functools
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    original = DomainDispatcherApplication.get_backend_for_host
+    known: dict[str | None, Any] = {}  # a handful of hosts: one per service and region
+
+    @functools.wraps(original)
+    def get_backend_for_host(self: Any, host: str | None) -> Any:
+        if host not in known:  # callers hold the dispatcher's lock: one computation per host
+            known[host] = original(self, host)
+        return known[host]
+
+    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host
 
 
 # DynamoDB applies each write atomically; moto's backend reads, modifies and stores items without a lock, so

@@ -80,49 +80,102 @@ def _check_port_free(host: str, port: int, what: str, flag: str) -> None:
             raise OSError(f"{what} port {host}:{port} is already in use (choose another with {flag}, or 0 for any free port)") from None
 
 
-def serve(host: str = "127.0.0.1", port: int = 3000, dynamodb_port: int = 8000, as_json: bool = False) -> None:
+class EmbeddedAws:
+    """The embedded DynamoDB/SQS (moto's server, with moto_patches) in a process of its own.
+
+    Why a process: moto is pure Python. Sharing a process, and so a GIL, with the gateway and the stream poller
+    (which parse every stream record and queue message they fetch), every request to the embedded DynamoDB also
+    waited for them. On its own it serves emits, raw writes and the consumers' reads with a whole interpreter.
+    Every write, queue operation and stream read still goes through this one moto backend, so moto_patches' locks
+    keep DynamoDB's and SQS's atomicity exactly as before."""
+
+    def __init__(self, port: int, changes: Any, tracked: set[str]):
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")  # the parent already runs threads: no fork
+        self._conn, child = context.Pipe()
+        self.process = context.Process(target=_embedded_aws, args=(child, port, changes, tracked), daemon=True,
+                                       name="maip-embedded-aws")
+        self.process.start()
+        child.close()
+        try:
+            outcome, value = self._conn.recv()
+        except EOFError:
+            raise RuntimeError("the embedded DynamoDB did not start (see the log above)") from None
+        if outcome != "ok":
+            raise OSError(value)
+        self.endpoint = f"http://127.0.0.1:{value}"
+
+    def stop(self) -> None:
+        self._conn.close()  # the child stops its server when its end of the pipe closes
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+
+
+def _embedded_aws(conn: Any, port: int, changes: Any, tracked: set[str]) -> None:
+    """The embedded AWS process: moto's threaded server until the parent closes the pipe (or dies)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group; the parent stops us
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # the stack's stdout carries only the parent's ready line
     from moto.server import ThreadedMotoServer
 
+    from maip_events_local import moto_patches
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    moto_patches.install()  # keeps emits and queries fast as the embedded tables grow
+    moto_patches.track_changes(changes, tracked)
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    try:
+        moto.start()
+    except Exception as error:  # noqa: BLE001 - reported to the parent in one line
+        conn.send(("error", f"{type(error).__name__}: {error}"))
+        return
+    conn.send(("ok", moto.get_host_and_port()[1]))
+    try:
+        conn.recv()  # nothing is ever sent: returns (EOFError) when the parent closes the pipe or exits
+    except (EOFError, OSError):
+        pass
+    moto.stop()
+
+
+def serve(host: str = "127.0.0.1", port: int = 3000, dynamodb_port: int = 8000, as_json: bool = False) -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for noisy in ("werkzeug", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    from maip_events_local import moto_patches
     from maip_events_local.gateway import Gateway
+    from maip_events_local.template import stream_consumers
+    from maip_events_local.workers import WorkerPool
 
     _check_port_free("127.0.0.1", dynamodb_port, "Embedded DynamoDB", "--dynamodb-port")
     try:  # bound first: a taken API port fails before anything else starts
         gateway = Gateway(host, port, before_route=_rate_limiter())
     except OSError as error:
         raise OSError(f"API port {host}:{port} is not available ({error.strerror}; choose another with --port, or 0)") from None
-    moto_patches.install()  # keeps emits and queries fast as the embedded tables grow
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=dynamodb_port, verbose=False)
-    poller = pool = None
+    # Handlers run in worker processes (concurrently, like Lambda containers), spawned once the environment is
+    # set (they inherit it); the poller in this process feeds them stream and queue batches.
+    consumers = stream_consumers()
+    handlers = {route.function for route in gateway.routes} | {consumer.function for consumer in consumers}
+    pool = WorkerPool(preload=sorted(handlers, key=lambda f: f.logical_id))
+    names = settings.get_settings()
+    embedded = poller = None
     try:
-        moto.start()
-        endpoint = "http://127.0.0.1:%d" % moto.get_host_and_port()[1]
+        # Writes to the keys and tenants tables bump the pool's change counter (workers cache those reads).
+        embedded = EmbeddedAws(dynamodb_port, pool.changes, {names.keys_table, names.tenants_table})
+        endpoint = embedded.endpoint
         _configure_environment(endpoint)
         create_resources()
 
         from maip_events.auth.keys import create_api_key
         from maip_events_local.streams import StreamPoller
 
-        from maip_events_local.workers import WorkerPool
-
-        # Handlers run in worker processes (concurrently, like Lambda containers), spawned once the environment
-        # above is set (they inherit it); the poller in this process feeds them stream and queue batches.
-        from maip_events_local.template import stream_consumers
-
-        consumers = stream_consumers()
-        handlers = {route.function for route in gateway.routes} | {consumer.function for consumer in consumers}
-        pool = WorkerPool(preload=sorted(handlers, key=lambda f: f.logical_id))
-        names = settings.get_settings()
-        moto_patches.track_changes(pool.changes, {names.keys_table, names.tenants_table})
         pool.prewarm()
         gateway.invoke = pool.invoke
         key = create_api_key(tenant_id="demo", scopes=["*"], name="local demo key")
         # Stream and queue consumers run in the worker pool too (each worker runs one event at a time, like a
-        # container), so their CPU does not compete, under one GIL, with the embedded DynamoDB and the gateway.
+        # container), so their CPU does not compete, under one GIL, with the gateway and the poller.
         poller = StreamPoller(consumers=consumers, invoke=lambda function, event, instance=0: pool.invoke(function, event))
         poller.start()
         url = f"http://{host}:{gateway.server_address[1]}"
@@ -146,9 +199,9 @@ def serve(host: str = "127.0.0.1", port: int = 3000, dynamodb_port: int = 8000, 
         if poller is not None:
             poller.stop()
         gateway.server_close()
-        if pool is not None:
-            pool.close()
-        moto.stop()
+        pool.close()
+        if embedded is not None:
+            embedded.stop()
         print("MAIP Events local stack stopped", file=sys.stderr, flush=True)
 
 

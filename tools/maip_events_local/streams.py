@@ -163,6 +163,7 @@ class _Stream:
     arn: str | None = None
     shard_ids: list[str] = field(default_factory=list)
     checked_at: float = float("-inf")
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
 
 SHARD_REFRESH = 1.0  # seconds between looks for a new stream (table re-created) or new shards
@@ -187,7 +188,7 @@ class StreamPoller:
         self.consumers = consumers if consumers is not None else stream_consumers()
         self._shards: dict[tuple[str, str, str], _Shard] = {}
         self._queues: dict[str, _Queue] = {}
-        self._streams: dict[tuple[str, str], _Stream] = {}
+        self._streams: dict[str, _Stream] = {}  # by table (logical id), shared by its consumers
         # (consumer, instance) pairs: one per stream source, MaximumConcurrency (capped) per SQS source.
         self._slots = [(consumer, instance) for consumer in self.consumers
                        for instance in range(min(max(consumer.max_concurrency, 1), LOCAL_MAX_CONCURRENCY))]
@@ -251,15 +252,20 @@ class StreamPoller:
 
     # -- DynamoDB Streams --------------------------------------------------------------------------
     def _stream(self, consumer: Consumer) -> _Stream:
-        """The table's current stream and shards, looked up again at most every SHARD_REFRESH seconds."""
-        stream = self._streams.setdefault((consumer.function.logical_id, consumer.source), _Stream())
-        if time.monotonic() - stream.checked_at >= SHARD_REFRESH:
-            table = table_logical_ids()[consumer.source]
-            stream.arn = aws.dynamodb().describe_table(TableName=table)["Table"].get("LatestStreamArn")
-            stream.shard_ids = [shard["ShardId"] for shard in aws.client("dynamodbstreams").describe_stream(
-                StreamArn=stream.arn)["StreamDescription"]["Shards"]] if stream.arn else []
-            stream.checked_at = time.monotonic()
-        return stream
+        """The table's current stream and shards, looked up again at most every SHARD_REFRESH seconds (one lookup
+        for every consumer of the table: DescribeTable is one of the embedded DynamoDB's costlier answers)."""
+        stream = self._streams.setdefault(consumer.source, _Stream())
+        with stream.lock:
+            if time.monotonic() - stream.checked_at >= SHARD_REFRESH:
+                self._refresh(consumer.source, stream)
+            return _Stream(stream.arn, list(stream.shard_ids), stream.checked_at)
+
+    def _refresh(self, source: str, stream: _Stream) -> None:
+        table = table_logical_ids()[source]
+        stream.arn = aws.dynamodb().describe_table(TableName=table)["Table"].get("LatestStreamArn")
+        stream.shard_ids = [shard["ShardId"] for shard in aws.client("dynamodbstreams").describe_stream(
+            StreamArn=stream.arn)["StreamDescription"]["Shards"]] if stream.arn else []
+        stream.checked_at = time.monotonic()
 
     def _poll_stream(self, consumer: Consumer) -> bool:
         stream = self._stream(consumer)

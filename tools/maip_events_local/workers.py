@@ -4,8 +4,8 @@ event at a time, many workers run at once.
 Why processes: Powertools keeps the current event and Lambda context on class attributes of its resolver
 (`BaseRouter.current_event`, `BaseRouter.lambda_context`), so two requests resolved by threads of one process
 would see each other's event. A process per concurrent request is what Lambda does, isolates that state with no
-lock, and gives real parallelism past the GIL. The embedded DynamoDB (moto) and the gateway stay in the parent;
-workers reach DynamoDB over HTTP like the deployed functions do.
+lock, and gives real parallelism past the GIL. The gateway stays in the parent and the embedded DynamoDB (moto)
+in a process of its own (server.EmbeddedAws); workers reach DynamoDB over HTTP like the deployed functions do.
 
 Workers are spawned on demand up to MAIP_LOCAL_WORKERS (default 4); MAIP_LOCAL_PREWARM of them (default 1) are
 started, with every HTTP handler imported, before the stack reports ready, so the first request is warm.
