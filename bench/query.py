@@ -99,7 +99,7 @@ def write_cost() -> list[str]:
     from maip_events.store.events import INDEXES, to_item
 
     event = build_event("tenant-0001", EmitEventRequest(event_type="agent.updated", agent_id="agent-0001", resource_id="resource-0001",
-                                                         severity="warn", metadata={"pad": "x" * 700}))
+                                                         severity="warn", metadata={"pad": "x" * 500}))
     item = to_item(event)
     size = sum(len(k) + len(next(iter(v.values()))) for k, v in item.items())
     units = math.ceil(size / 1024)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-import pytest
-
 from functions.export.app import lambda_handler as export_handler
 from functions.list.app import lambda_handler as list_handler
 from aggregation import aggregate
@@ -146,20 +144,25 @@ def test_offsets_and_cursors_keep_their_order(aws):
     assert status == 400 and body["error"]["code"] == "invalid_request"
 
 
-@pytest.mark.parametrize("query", [
+BAD = [
     {"q": "hello"}, {"q": "colour:red"}, {"q": "type:agent.bogus"}, {"q": "severity:fatal"}, {"q": "agent:"},
     {"q": '-created:>2026-01-01'}, {"q": 'agent:"unclosed'}, {"q": "created:yesterday"}, {"q": "created:..2026-01-01"},
     {"severity": "fatal"}, {"severity": "info,"}, {"event_type": "agent"}, {"event_type": "nope.*"}, {"order": "up"},
     {"resource_id": ""},
-])
-def test_bad_filters_are_a_400_that_says_what_is_supported(aws, query):
-    status, body = listed(key_headers("t1", ["events:read"]), **query)
-    assert status == 400 and body["error"]["code"] == "invalid_request", body
-    if "q" in query:
-        assert "supported qualifiers: type:" in body["error"]["message"] and "created:" in body["error"]["message"]
-    # And the export refuses the same
-    response = export_handler(http_event("GET", EXPORT, headers=key_headers("t1", ["events:read"]), query=query), Ctx())
-    assert response["statusCode"] == 400
+]
+
+
+def test_bad_filters_are_a_400_that_says_what_is_supported(aws):
+    headers = key_headers("t1", ["events:read"])
+    for query in BAD:
+        # When a malformed filter is sent, Then the list is a 400 invalid_request (naming the qualifiers for q)
+        status, body = listed(headers, **query)
+        assert status == 400 and body["error"]["code"] == "invalid_request", (query, body)
+        if "q" in query:
+            assert "supported qualifiers: type:" in body["error"]["message"] and "created:" in body["error"]["message"]
+        # And the export refuses the same
+        response = export_handler(http_event("GET", EXPORT, headers=headers, query=query), Ctx())
+        assert response["statusCode"] == 400, query
 
 
 def test_export_takes_the_same_filters_and_order_across_continuations(aws, monkeypatch):

@@ -57,9 +57,10 @@ def test_a_batch_is_coalesced_to_one_update_per_bucket():
     start = datetime.fromtimestamp((BASE - BASE % 32) / 1000, timezone.utc)
     events = [build_event("t", EmitEventRequest(event_type="agent.registered", agent_id="a", severity="warn"),
                           start + timedelta(microseconds=300 * i)) for i in range(100)]
-    # When their updates are computed; Then each bucket gets one ADD of 100: 7 levels x 4 dimensions + 4 metrics
+    # When their updates are computed; Then each bucket gets one ADD of 100: 7 levels x 7 dimensions (all, type,
+    # agent, severity and the three pairs) + 4 metrics
     found = counts.bucket_updates(events)
-    assert len(found) == len(LEVELS) * 4 + 4 and {u.n for u in found.values()} == {100}
+    assert len(found) == len(LEVELS) * 7 + 4 and {u.n for u in found.values()} == {100}
 
 
 def test_retention_expiry_is_whole_days_and_visibility_follows_the_current_setting():

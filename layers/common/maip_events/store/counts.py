@@ -301,13 +301,20 @@ class CountReader:
     def __init__(self, client: Any, table: str, tenant_id: str, dim: str, count_raw: Callable[[int, int], int]):
         self.client, self.table, self.tenant_id, self.dim, self.count_raw = client, table, tenant_id, dim, count_raw
 
-    def buckets(self, low: int, high: int | None) -> list[Bucket]:
+    def buckets(self, low: int, high: int | None, now: int | None = None) -> list[Bucket]:
         """Non-empty buckets covering [low, high), newest first; their counts sum to the exact total.
 
-        Top down: the top-level blocks meeting the window, then, only inside an edge block that holds events,
-        its children meeting the window, and so on; partial 32 ms edge blocks are counted from the events. A
-        window edge with no events near it costs no request (the retention horizon of an open list, usually)."""
+        Top down: the blocks meeting the window at the finest level where it spans at most FANOUT blocks (up
+        to `now` for an open window; a year is ~30 blocks of 12.4 days), then, only inside an edge block that
+        holds events, its children meeting the window, and so on; partial 32 ms edge blocks are counted from
+        the events. A window edge with no events near it costs no request (the retention horizon of an open
+        list, usually), so an open list costs one counts Query."""
         found: list[Bucket] = []
+        end = high if high is not None else now
+        first = LEVELS[0]
+        if end is not None:
+            first = next((level for level in reversed(LEVELS)
+                          if (end - 1) // block_ms(level) - low // block_ms(level) + 1 <= FANOUT), LEVELS[0])
 
         def cover(level: int, start: int, end: int | None) -> None:
             for block in self.run(level, start - start % block_ms(level), end):
@@ -322,7 +329,7 @@ class CountReader:
                 else:
                     cover(LEVELS[LEVELS.index(level) + 1], lo, hi)
 
-        cover(LEVELS[0], low, high)
+        cover(first, low, high)
         return sorted(found, key=lambda b: b.start, reverse=True)
 
     def run(self, level: int, start: int, end: int | None, oldest_first: bool = True, page: int | None = None) -> Iterator[Bucket]:

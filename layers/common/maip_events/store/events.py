@@ -432,6 +432,10 @@ class EventStore:
     def _plan(self, flt: EventFilter) -> Plan:
         return plan_for(flt, self.tenants.shards(flt.tenant_id).read)
 
+    def _now_edge(self) -> int:
+        """Where an open window's counts are expected to end (ms): now, plus a minute of client clock skew."""
+        return _ms(self.clock()) + 60_000
+
     def _window(self, flt: EventFilter) -> tuple[int, int | None]:
         """[low, high) in ms: the filter's inclusive from/to (ids have ms precision), cut at the retention horizon."""
         low = self.tenants.retention(flt.tenant_id).visible_from(_ms(self.clock()))
@@ -537,7 +541,7 @@ class EventStore:
             return 0
         reader = self._reader(flt)
         if reader is not None:
-            return sum(b.count for b in reader.buckets(low, high))
+            return sum(b.count for b in reader.buckets(low, high, self._now_edge()))
         for field, excluded in (("agent_id", flt.not_agents), ("resource_id", flt.not_resources)):
             if excluded:
                 whole = replace(flt, **{"not_agents" if field == "agent_id" else "not_resources": frozenset()})
@@ -602,7 +606,7 @@ class EventStore:
         if flt.matches_nothing() or high is not None and low >= high:
             return Page(events=[], total=0, offset=position, next_token=None)
         reader = self._reader(flt)
-        buckets = reader.buckets(low, high) if reader is not None else None
+        buckets = reader.buckets(low, high, self._now_edge()) if reader is not None else None
         total = sum(b.count for b in buckets) if buckets is not None else self._total(flt, low, high)
         if state:  # keyset: continue strictly after the last id served, whatever arrived meanwhile
             items = self._merged(flt, low, high, ascending=ascending, after=str(state["after"]), need=limit + 1)
