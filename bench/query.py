@@ -27,6 +27,8 @@ for path in (str(ROOT), str(ROOT / "layers/common"), str(ROOT / "tests"), str(RO
 os.environ.update(AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                   AWS_ACCOUNT_ID_ENDPOINT_MODE="disabled", POWERTOOLS_LOG_LEVEL="WARNING", POWERTOOLS_METRICS_DISABLED="true")
 
+from ingest_read import _tables  # noqa: E402  (moto tables from template.yaml, as every bench builds them)
+
 LIMIT = 50
 SIZES = (500, 5000)
 FILTERS = {  # name -> build_filter keyword arguments
@@ -63,18 +65,6 @@ class Calls:
     def reset(self):
         self.requests.clear()
         self.read.clear()
-
-
-def _tables():
-    import boto3
-
-    from maip_events import settings
-    from maip_events_local.template import table_definitions
-
-    settings.reset()
-    client = boto3.client("dynamodb", region_name="us-east-1")
-    for definition in table_definitions():
-        client.create_table(**{k: v for k, v in definition.items() if k != "TimeToLiveSpecification"})
 
 
 def _events(tenant: str, n: int):

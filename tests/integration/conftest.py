@@ -44,3 +44,19 @@ def tenant_key(aws):
 def headers(tenant_key):
     return {"X-API-Key": tenant_key["api_key"], "X-Tenant-ID": "t1", "Content-Type": "application/json"}
 
+
+
+@pytest.fixture
+def log(aws, monkeypatch):
+    """The integrity log's queues and signing key of template.yaml (as `maip-events serve` creates them), sealing
+    with no grace period."""
+    from maip_events.integrity import signing
+    from maip_events_local.server import create_kms_keys
+    from siem_harness import create_queues
+
+    monkeypatch.setenv("MAIP_SEAL_GRACE_SECONDS", "0")
+    monkeypatch.setenv("MAIP_SEAL_INTERVAL_SECONDS", "0")
+    create_queues()
+    create_kms_keys()
+    signing._jwk.cache_clear()  # a new key per test under the same alias (a process keeps its key deployed)
+    return aws

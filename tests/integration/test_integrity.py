@@ -22,25 +22,12 @@ from maip_events.integrity import signing
 from maip_events.integrity.seal import Sealer
 from maip_events.integrity.store import IntegrityStore
 from maip_events.store.tenants import TenantSettingsStore
-from siem_harness import create_queues, drain, make_events, stream_batch
+from siem_harness import drain, make_events, stream_batch
 from support import Ctx, http_event, invoke, key_headers
 
 BASE = "/v1/observability/integrity"
 # Events of a week ago: sealed (past any grace), and expired once a test drops the retention to 1 day.
 WEEK_AGO = (datetime.now(timezone.utc) - timedelta(days=8)).replace(hour=7, minute=0, second=0, microsecond=0)
-
-
-@pytest.fixture
-def log(aws, monkeypatch):
-    """Queues and the signing key of template.yaml (as `maip-events serve` creates them), no grace period."""
-    from maip_events_local.server import create_kms_keys
-
-    monkeypatch.setenv("MAIP_SEAL_GRACE_SECONDS", "0")
-    monkeypatch.setenv("MAIP_SEAL_INTERVAL_SECONDS", "0")
-    create_queues()
-    create_kms_keys()
-    signing._jwk.cache_clear()  # a new key per test under the same alias (a process keeps its key deployed)
-    return aws
 
 
 def dispatch_and_seal(events) -> None:

@@ -14,22 +14,16 @@ from maip_events import settings
 from maip_events.integrity import config, signing
 from maip_events.integrity.verify import verify_export
 from maip_events.store.tenants import TenantSettingsStore
-from siem_harness import create_queues, drain, make_events, stream_batch
+from siem_harness import drain, make_events, stream_batch
 from support import Ctx, http_event, key_headers
 
 
 @pytest.fixture
-def sealed(aws, monkeypatch):
+def sealed(log, monkeypatch):
     """50 sealed events of t1: 30 from long ago (expired by a 1-day retention), 20 from two hours ago."""
     from functions.dispatch.app import lambda_handler as dispatch
     from functions.seal.app import lambda_handler as seal
-    from maip_events_local.server import create_kms_keys
 
-    monkeypatch.setenv("MAIP_SEAL_GRACE_SECONDS", "0")
-    monkeypatch.setenv("MAIP_SEAL_INTERVAL_SECONDS", "0")
-    create_queues()
-    create_kms_keys()
-    signing._jwk.cache_clear()
     old = make_events("t1", [("agent.registered", "info", "a")] * 30)
     recent = make_events("t1", [("session.created", "warn", "b")] * 20,
                          start=datetime.now(timezone.utc) - timedelta(hours=2))
