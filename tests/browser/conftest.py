@@ -33,8 +33,10 @@ def tenants(stack) -> dict[str, dict[str, str]]:
     return make_tenants(stack, TENANTS)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Module-scoped: Playwright's sync API keeps an asyncio loop running in this thread until it stops, and the
+    rest of the suite runs handlers that call asyncio.run() (Powertools' async batch processor)."""
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"{CHROMIUM} is missing: the console tests need Debian's chromium. `make test` installs it "
                     "(apt-get install -y chromium), or set CHROMIUM=/path/to/chromium.", pytrace=False)
