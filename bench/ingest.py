@@ -10,7 +10,7 @@
 4. rows of bench/ingest_read.py and bench/local_throughput.py (other helpers' benches) when present.
 
 Write units: ceil(item size / 1 KB) per item written to the table, doubled inside TransactWriteItems; plus the
-same per GSI whose key attributes the item carries (projection ALL; GSI propagation is not transactional).
+per GSI whose key attributes the item carries, sized by what the GSI projects (GSI propagation is not transactional).
 UpdateItem of a small counter counts 1 unit (2 in a transaction).
 
 Run: .venv/bin/python bench/ingest.py [--baseline-ref 34bff7d] [--events 2000]
@@ -68,18 +68,27 @@ def item_size(item: dict[str, Any]) -> int:
     return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
 
 
+def _projected(index: dict[str, Any], table_keys: set[str]) -> set[str] | None:
+    """The attributes a GSI copy holds (None: all of them): table and index keys plus INCLUDE's non-key ones."""
+    projection = index["Projection"]
+    if projection["ProjectionType"] == "ALL":
+        return None
+    return table_keys | {k["AttributeName"] for k in index["KeySchema"]} | set(projection.get("NonKeyAttributes", []))
+
+
 class WriteLog:
     """Write requests of the process's DynamoDB client, with the items and estimated units each wrote."""
 
     def __init__(self) -> None:
         from maip_events_local.template import table_definitions
 
-        self.indexes: dict[str, list[tuple[str, str]]] = {}  # table -> [(index name, hash attribute)]
+        self.indexes: dict[str, list[tuple[str, str, set[str] | None]]] = {}  # table -> [(index, hash attr, projected)]
         self.keys: dict[str, str] = {}  # table -> hash attribute
         for d in table_definitions():
+            table_keys = {k["AttributeName"] for k in d["KeySchema"]}
             self.keys[d["TableName"]] = next(k["AttributeName"] for k in d["KeySchema"] if k["KeyType"] == "HASH")
-            self.indexes[d["TableName"]] = [(g["IndexName"], next(k["AttributeName"] for k in g["KeySchema"] if k["KeyType"] == "HASH"))
-                                            for g in d.get("GlobalSecondaryIndexes", [])]
+            self.indexes[d["TableName"]] = [(g["IndexName"], next(k["AttributeName"] for k in g["KeySchema"] if k["KeyType"] == "HASH"),
+                                             _projected(g, table_keys)) for g in d.get("GlobalSecondaryIndexes", [])]
         self.requests: list[str] = []
         self.writes: list[tuple[str, str, str, int]] = []  # (table or "table/index", partition key value, op, units)
 
@@ -106,9 +115,10 @@ class WriteLog:
         key = self.keys.get(table)
         self.writes.append((table, str(item.get(key, {}).get("S", "?")), kind, units * (2 if transactional else 1)))
         if kind == "Put":
-            for index, attr in self.indexes.get(table, []):
+            for index, attr, projected in self.indexes.get(table, []):
                 if attr in item:
-                    self.writes.append((f"{table}/{index}", item[attr]["S"], "gsi", units))
+                    copy = item if projected is None else {k: v for k, v in item.items() if k in projected}
+                    self.writes.append((f"{table}/{index}", item[attr]["S"], "gsi", max(1, math.ceil(item_size(copy) / 1024))))
 
     def clear(self) -> None:
         self.requests.clear()
@@ -198,7 +208,7 @@ def measure_writes(events: int) -> dict[str, Any]:
         result["_item_bytes"] = item_size(to_item(build_event("bench", EmitEventRequest(**one_kb_event()))))
         del sample
         # Capacity: one tenant, one agent, one type (every event hits the same GSI keys), per shard count.
-        shard_counts = [1, 16] if _has_shards() else [1]
+        shard_counts = [1, 16, 32] if _has_shards() else [1]
         result["_capacity"] = {}
         for shards in shard_counts:
             tenant = f"cap{shards}"
