@@ -3,7 +3,7 @@
 Answers short-circuit botocore like Stubber does, so a handler and its raw baseline (a stubbed put_item or query
 on the same client) pay the same client-side cost (serialisation, user agent, hooks): the API key item of the
 given headers, a page of `page_size` events, and count buckets as the stream keeps them (store/counts.py), the
-top-level block holding now with 5,000 events."""
+block holding now with 5,000 events (at the level the reader asks for), marked as having counted the newest of them."""
 from __future__ import annotations
 
 import json
@@ -32,10 +32,13 @@ class WarmStub:
         self.item = to_item(build_event(tenant, sample))  # what a raw put_item baseline writes
         self.page = {"Items": [to_item(build_event(tenant, sample)) for _ in range(page_size)], "Count": page_size,
                      "ScannedCount": page_size}
-        self.bucket = {"Items": [{"sk": {"S": counts.prefix(int(time.time() * 1000), counts.LEVELS[0])}, "n": {"N": "5000"}}],
-                       "Count": 1, "ScannedCount": 1}
+        # Marked as the aggregation leaves it when caught up: it has counted the newest event (store/counts.py).
+        newest = max(item["event_id"]["S"] for item in self.page["Items"])
+        self.buckets = {level: {"Items": [{"sk": {"S": counts.prefix(int(time.time() * 1000), level)}, "n": {"N": "5000"},
+                                           counts.mark_attribute(0): {"S": newest}}], "Count": 1, "ScannedCount": 1}
+                        for level in counts.LEVELS}
         self.empty = {"Items": [], "Count": 0, "ScannedCount": 0}
-        self.top = f"{tenant}#n{counts.LEVELS[0]}#"
+        self.tenant = tenant
 
     def _answer(self, model: Any, params: dict[str, Any]) -> dict[str, Any]:
         body = json.loads(params["body"])  # before-call sees the serialised request
@@ -45,7 +48,9 @@ class WarmStub:
         if model.name == "Query":
             if table == self.settings.events_table:
                 return self.page
-            return self.bucket if body["ExpressionAttributeValues"][":p"]["S"].startswith(self.top) else self.empty
+            # The block holding now at whichever level the reader starts (from the window's length).
+            tenant, level, _ = body["ExpressionAttributeValues"][":p"]["S"].split("#", 2)
+            return self.buckets[int(level[1:])] if tenant == self.tenant and level[0] == "n" else self.empty
         return {}
 
     def _respond(self, model: Any, params: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:

@@ -47,9 +47,17 @@ def parse_time(text: str) -> datetime:
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-def _event_id_at(millis: int, fill: bytes) -> str:
-    millis = min(max(millis, 0), 2**48 - 1)
-    return EVENT_PREFIX + str(ULID.from_bytes(millis.to_bytes(6, "big") + fill * 10))
+ULID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base 32
+
+
+def ulid_time(ms: int) -> str:
+    """The 10 base-32 characters a ULID of millisecond `ms` starts with."""
+    return "".join(ULID_ALPHABET[(ms >> (5 * (9 - i))) & 31] for i in range(10))
+
+
+def _event_id_at(millis: int, fill: str) -> str:
+    """The id of `millis` whose 80 random bits are all `fill` ('0': all zero, 'Z': all one)."""
+    return EVENT_PREFIX + ulid_time(min(max(millis, 0), 2**48 - 1)) + fill * 16
 
 
 def _micros(moment: datetime) -> int:
@@ -58,9 +66,9 @@ def _micros(moment: datetime) -> int:
 
 def lowest_event_id(moment: datetime) -> str:
     """The smallest event id created at or after `moment` (ids have millisecond precision: round up)."""
-    return _event_id_at(-(-_micros(moment) // 1000), b"\x00")
+    return _event_id_at(-(-_micros(moment) // 1000), "0")
 
 
 def highest_event_id(moment: datetime) -> str:
     """The largest event id created at or before `moment` (round down to the millisecond)."""
-    return _event_id_at(_micros(moment) // 1000, b"\xff")
+    return _event_id_at(_micros(moment) // 1000, "Z")

@@ -74,6 +74,7 @@ class Settings:
     tenant_settings_ttl: float  # MAIP_TENANT_SETTINGS_TTL: seconds a Lambda caches a tenant's retention (0 = read each time)
     idempotency_table: str  # idempotency records of emit/batch (Idempotency-Key), 24 h TTL
     api_key_cache_ttl: float  # MAIP_API_KEY_CACHE_TTL: seconds a Lambda caches an active API key (bounds revocation delay)
+    counts_cache_ttl: float  # MAIP_COUNTS_CACHE_TTL: seconds a Lambda may reuse a first page's count buckets (exact anyway)
     quota_table: str  # per-tenant token buckets (request quota, replay budget) and replay holds
     tenant_quota: str | None  # MAIP_TENANT_QUOTA "rps,burst": each tenant's request quota (unset = none)
     replay_budget: str  # MAIP_REPLAY_BUDGET "events per hour,burst": events a tenant may replay
@@ -138,6 +139,7 @@ def get_settings() -> Settings:
         idempotency_table=_resource("MAIP_IDEMPOTENCY_TABLE"),
         # Deployed: a revoked key stops working within this many seconds; locally (and in tests) at once.
         api_key_cache_ttl=float(_env("MAIP_API_KEY_CACHE_TTL", "5" if _in_lambda() else "0")),
+        counts_cache_ttl=float(_env("MAIP_COUNTS_CACHE_TTL", "10" if _in_lambda() else "0")),
         quota_table=_resource("MAIP_QUOTA_TABLE"),
         tenant_quota=_env("MAIP_TENANT_QUOTA"),
         replay_budget=_env("MAIP_REPLAY_BUDGET", "10000,10000"),

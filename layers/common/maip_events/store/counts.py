@@ -11,8 +11,12 @@ bucket expires with its events):
   events; a deep offset descends block by block only while skipping inside the block would read more than a few events.
 - metrics buckets: pk `<tenant>#m#<dimension>`, sk `<YYYY-MM-DDTHH>#<value key>`, raw `value` kept as an
   attribute (dimension = total | event_type | severity | agent_id).
+- marks: every list bucket the aggregation writes also gets `w<shard>` = the newest event id of its events
+  partition `<tenant>#<shard>` that has been counted in that group (never lowered), so a reader knows which
+  events a bucket's `n` already holds and counts the newer ones from the events themselves (read-your-writes
+  `total`, see EventStore.page).
 - checkpoints: pk `<events partition key>#cp#<group>`, sk `-`, `seq` = the last stream sequence number applied
-  for that events partition and group (a dimension: `all`, `t=<type>`, `a=<agent>`, `ta=<type>=<agent>`,
+  for that events partition and group, `through` = the group's mark (a dimension: `all`, `t=<type>`, `a=<agent>`, `ta=<type>=<agent>`,
   `s=<severity>`, `ts=<type>=<severity>`, `as=<severity>=<agent>`, `r=<resource>`);
   written in the same transaction as the group's ADDs and conditioned on being below their first sequence
   number, so a retried or replayed chunk adds nothing. Per group, so many agents in a batch never split the
@@ -29,9 +33,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
-from maip_events.ids import EVENT_PREFIX
+from maip_events.ids import EVENT_PREFIX, ULID_ALPHABET, ulid_time
 
-ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base 32, as in ULIDs
+ALPHABET = ULID_ALPHABET
 LEVELS = (3, 4, 5, 6, 7, 8, 9)  # ULID prefix lengths kept, coarsest first
 LEAF = LEVELS[-1]
 RAW = 0  # a partial leaf block at a window edge, counted from the events themselves
@@ -43,11 +47,6 @@ _RETRYABLE = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputEx
 
 def block_ms(level: int) -> int:
     return 32 ** (10 - level)
-
-
-def ulid_time(ms: int) -> str:
-    """The 10 base-32 characters a ULID of millisecond `ms` starts with."""
-    return "".join(ALPHABET[(ms >> (5 * (9 - i))) & 31] for i in range(10))
 
 
 def prefix(ms: int, level: int) -> str:
@@ -106,6 +105,14 @@ def dimension(event_type: str | None, agent_id: str | None, resource_id: str | N
 
 def bucket_pk(tenant_id: str, level: int, dim: str) -> str:
     return f"{tenant_id}#n{level}#{dim}"  # tenant ids never contain '#': no key crosses tenants
+
+
+def is_list_bucket(pk: str) -> bool:
+    return pk.split("#", 2)[1][:1] == "n"
+
+
+def mark_attribute(shard: int) -> str:
+    return f"w{shard}"  # the bucket's mark for events partition `<tenant>#<shard>`
 
 
 # ---- metrics buckets ---------------------------------------------------------------------------------------
@@ -179,6 +186,7 @@ class _Unit:
 
     group: str
     records: list[tuple[str, dict[tuple[str, str], Update]]]  # (sequence number, the record's updates in this group)
+    through: str = ""  # the group's mark once this unit is counted: the newest event id of it and all before
 
     def updates(self) -> dict[tuple[str, str], Update]:
         found: dict[tuple[str, str], Update] = {}
@@ -200,19 +208,24 @@ class CountStore:
 
         Per checkpoint group, consecutive records are coalesced into units of <= 99 ADDs + the group's checkpoint;
         units of different groups share transactions (<= 100 items), never two of one group."""
-        by_group: dict[str, list[tuple[str, dict[tuple[str, str], Update]]]] = {}
+        by_group: dict[str, list[tuple[str, dict[tuple[str, str], Update], str]]] = {}
         for seq, event in records:
             for group, updates in grouped_updates(event).items():
-                by_group.setdefault(group, []).append((seq, updates))
+                by_group.setdefault(group, []).append((seq, updates, event.event_id))
+        marks = self.marks(partition, list(by_group))
         units: list[_Unit] = []
         for group, rows in by_group.items():
-            unit, keys = _Unit(group, []), set()
-            for row in rows:
-                if unit.records and len(keys | set(row[1])) + 1 > TRANSACTION_MAX_ITEMS:
+            through = marks.get(group, "")
+            unit, keys = _Unit(group, [], through), set()
+            for seq, updates, event_id in rows:
+                if unit.records and len(keys | set(updates)) + 1 > TRANSACTION_MAX_ITEMS:
                     units.append(unit)
-                    unit, keys = _Unit(group, []), set()
-                unit.records.append(row)
-                keys |= set(row[1])
+                    unit, keys = _Unit(group, [], through), set()
+                unit.records.append((seq, updates))
+                keys |= set(updates)
+                # A mark only grows: an event written late with an older id must not lower it (a reader would
+                # then count the newer, already counted events twice).
+                through = unit.through = max(through, event_id)
             units.append(unit)
         while units:
             batch, groups, size, rest = [], set(), 0, []
@@ -228,6 +241,21 @@ class CountStore:
             self._apply_units(partition, batch)
             units = rest
 
+    def marks(self, partition: str, groups: list[str]) -> dict[str, str]:
+        """The current mark of each group of the partition (consistent reads: the stream hands one partition's
+        records to one invocation at a time, so nothing moves them meanwhile)."""
+        found: dict[str, str] = {}
+        for start in range(0, len(groups), 100):
+            request = {self.table: {"Keys": [{"pk": {"S": f"{partition}#cp#{g}"}, "sk": {"S": "-"}} for g in groups[start:start + 100]],
+                                    "ConsistentRead": True, "ProjectionExpression": "pk, through"}}
+            while request:
+                response = self.client.batch_get_item(RequestItems=request)
+                for item in response["Responses"].get(self.table, []):
+                    if "through" in item:
+                        found[item["pk"]["S"].rsplit("#cp#", 1)[1]] = item["through"]["S"]
+                request = response.get("UnprocessedKeys") or None
+        return found
+
     def checkpoint(self, partition: str, group: str) -> str | None:
         item = self.client.get_item(TableName=self.table, Key={"pk": {"S": f"{partition}#cp#{group}"}, "sk": {"S": "-"}},
                                     ConsistentRead=True).get("Item")
@@ -237,14 +265,18 @@ class CountStore:
         ops: list[dict[str, Any]] = [{"Update": {
             "TableName": self.table,
             "Key": {"pk": {"S": f"{partition}#cp#{unit.group}"}, "sk": {"S": "-"}},
-            "UpdateExpression": "SET seq = :last, expires_at = :e",
+            "UpdateExpression": "SET seq = :last, expires_at = :e, through = :t",
             "ConditionExpression": "attribute_not_exists(seq) OR seq < :first",
             "ExpressionAttributeValues": {":last": {"S": _seq(unit.records[-1][0])}, ":first": {"S": _seq(unit.records[0][0])},
-                                          ":e": {"N": str(int(time.time()) + CHECKPOINT_TTL_SECONDS)}},
+                                          ":e": {"N": str(int(time.time()) + CHECKPOINT_TTL_SECONDS)}, ":t": {"S": unit.through}},
         }}]
+        mark = mark_attribute(int(partition.rsplit("#", 1)[1]))
         for (pk, sk), update in sorted(unit.updates().items()):
             values: dict[str, Any] = {":n": {"N": str(update.n)}, ":e": {"N": str(update.expires_at)}}
             expression = "ADD n :n SET expires_at = :e"
+            if is_list_bucket(pk):
+                expression += f", {mark} = :t"
+                values[":t"] = {"S": unit.through}
             if update.value is not None:
                 expression += ", #v = :v"
                 values[":v"] = {"S": update.value}
@@ -275,7 +307,7 @@ class CountStore:
                     for unit in units:
                         if id(unit) in behind:
                             done = self.checkpoint(partition, unit.group) or ""
-                            unit = _Unit(unit.group, [r for r in unit.records if _seq(r[0]) > done])
+                            unit = _Unit(unit.group, [r for r in unit.records if _seq(r[0]) > done], unit.through)
                         if unit.records:
                             kept.append(unit)
                     units = kept
@@ -300,6 +332,8 @@ class CountReader:
 
     def __init__(self, client: Any, table: str, tenant_id: str, dim: str, count_raw: Callable[[int, int], int]):
         self.client, self.table, self.tenant_id, self.dim, self.count_raw = client, table, tenant_id, dim, count_raw
+        self.marks: dict[int, str] = {}  # shard -> the newest mark of the buckets read (see "marks" above)
+        self.unmarked = False  # a bucket read holds counts but no mark: written before marks existed
 
     def buckets(self, low: int, high: int | None, now: int | None = None) -> list[Bucket]:
         """Non-empty buckets covering [low, high), newest first; their counts sum to the exact total.
@@ -339,7 +373,6 @@ class CountReader:
             "TableName": self.table,
             "ConsistentRead": True,
             "ExpressionAttributeValues": {":p": {"S": bucket_pk(self.tenant_id, level, self.dim)}, ":lo": {"S": prefix(start, level)}},
-            "ProjectionExpression": "sk, n",
             "ScanIndexForward": oldest_first,
         }
         if end is None:
@@ -352,7 +385,13 @@ class CountReader:
         while True:
             response = self.client.query(**args)
             for item in response.get("Items", []):
+                marked = False
+                for name, value in item.items():
+                    if name[0] == "w" and name[1:].isdigit():
+                        shard, marked = int(name[1:]), True
+                        self.marks[shard] = max(self.marks.get(shard, ""), value["S"])
                 n = int(item["n"]["N"])
+                self.unmarked = self.unmarked or (n > 0 and not marked)
                 if n:
                     begin = prefix_start(item["sk"]["S"])
                     yield Bucket(level, begin, begin + length, n)
@@ -361,6 +400,13 @@ class CountReader:
             args["ExclusiveStartKey"] = response["LastEvaluatedKey"]
             if page:
                 args["Limit"] = page = min(2 * page, 64)
+
+    def counted_through(self, shards: Iterable[int]) -> dict[int, str] | None:
+        """Per shard, the newest event id the buckets read so far have counted ('' = none of that shard: no
+        bucket read holds any of its events); None when a bucket predates marks (nothing can be said)."""
+        if self.unmarked:
+            return None
+        return {shard: self.marks.get(shard, "") for shard in shards}
 
     def locate(self, buckets: list[Bucket], offset: int) -> tuple[Bucket, int] | None:
         """The block holding the `offset`-th newest event and how many of its newer events precede it.

@@ -12,7 +12,9 @@ from maip_events.settings import get_settings
 
 
 def _sign(payload: bytes) -> bytes:
-    return hmac.new(get_settings().cursor_secret.encode(), payload, hashlib.sha256).digest()[:16]
+    # Keyed BLAKE2b is a MAC (RFC 7693 §3) at a fraction of HMAC-SHA256's cost per page.
+    key = get_settings().cursor_secret.encode()
+    return hashlib.blake2b(payload, key=key if len(key) <= 64 else hashlib.sha512(key).digest(), digest_size=16).digest()
 
 
 def encode(scope: dict[str, Any], position: dict[str, Any]) -> str:

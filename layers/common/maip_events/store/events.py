@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator, NamedTuple
 
+from aws_lambda_powertools import Logger
 from ulid import ULID
 
 from maip_events import aws
@@ -34,7 +35,12 @@ from maip_events.settings import get_settings
 from maip_events.store import counts, cursor
 from maip_events.store.tenants import Retention, Shards, TenantSettingsStore
 
+logger = Logger(service="maip-events")
+
 TRANSACTION_MAX_ITEMS = 100
+# Per shard, at most this many events a total counts from the events because the aggregation has not counted them
+# yet (its lag: ~1-2 s of writes); beyond it (the aggregation stalled) the total trails the writes meanwhile.
+UNCOUNTED_MAX = 2000
 BATCH_WRITE_MAX_ITEMS = 25  # BatchWriteItem's limit
 _RETRYABLE = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
 
@@ -164,6 +170,9 @@ class Plan:
     def parts(self) -> list[tuple[int, tuple[str | None, str, str]]]:
         return [(shard, (self.index, self.key_attr, value)) for shard, value in self.keys]
 
+    def shards(self) -> set[int]:
+        return {shard for shard, _ in self.keys}
+
 
 def plan_for(flt: EventFilter, shards: int) -> Plan:
     conditions = _conditions(flt)
@@ -265,7 +274,7 @@ def from_item(item: dict[str, Any]) -> StoredEvent:
         created_at=item["created_at"]["S"],
         payload_json=text("payload") or "{}",
         expires_at=int(item["expires_at"]["N"]) if "expires_at" in item else None,
-        shard=int(item["shard"]["N"]) if "shard" in item else 0,
+        shard=int(item.get("shard", _SHARD_0)["N"]) if "shard" in item else 0,
     )
 
 
@@ -300,6 +309,7 @@ class EventStore:
         self.counters_table = counters_table or get_settings().counters_table  # read side (ingest-count)
         self.tenants = tenants or TenantSettingsStore(self.client)
         self.clock = clock or (lambda: datetime.now(timezone.utc))  # tests move time to check retention
+        self._plans: dict[EventFilter, Plan] | None = None  # during page(): one settings read and plan per filter
 
     # ---- writes ---------------------------------------------------------------------------------------
 
@@ -430,7 +440,12 @@ class EventStore:
     # lazily, about (needed / shards) per shard and request, so a page reads ~ its own size whatever the shards.
 
     def _plan(self, flt: EventFilter) -> Plan:
-        return plan_for(flt, self.tenants.shards(flt.tenant_id).read)
+        if self._plans is not None and flt in self._plans:
+            return self._plans[flt]
+        plan = plan_for(flt, self.tenants.shards(flt.tenant_id).read)
+        if self._plans is not None:
+            self._plans[flt] = plan
+        return plan
 
     def _now_edge(self) -> int:
         """Where an open window's counts are expected to end (ms): now, plus a minute of client clock skew."""
@@ -498,16 +513,29 @@ class EventStore:
             return streams[0]
         return heapq.merge(*streams, key=lambda item: item["event_id"]["S"], reverse=not ascending)
 
-    def _count_range(self, flt: EventFilter, low: int, high: int | None) -> int:
-        """Matching events in [low, high), counted by COUNT queries (what the index holds, after the residual filter)."""
+    def _count_range(self, flt: EventFilter, low: int, high: int | None, above: dict[int, str] | None = None) -> int:
+        """Matching events in [low, high), counted by COUNT queries (what the index holds, after the residual
+        filter); with `above`, only in its shards and only ids above the shard's given id."""
         plan = self._plan(flt)
         total = 0
-        for _, part in plan.parts():
+        for shard, part in plan.parts():
             args = {**self._query_args(part, low, high, residual=plan.residual), "Select": "COUNT"}
+            if above is not None:
+                if shard not in above:
+                    continue
+                bounds = args["ExpressionAttributeValues"]
+                bounds[":low"] = {"S": max(bounds[":low"]["S"], above[shard] + "0")}  # + "0": the smallest longer id
+                if bounds[":low"]["S"] > bounds[":high"]["S"]:
+                    continue
+                args["Limit"] = UNCOUNTED_MAX
             while True:
                 response = self.client.query(**args)
                 total += response["Count"]
                 if "LastEvaluatedKey" not in response:
+                    break
+                if above is not None:
+                    logger.warning("count aggregation behind: total trails the writes",
+                                   extra={"uncounted_over": UNCOUNTED_MAX, "partition": part[2]})
                     break
                 args["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         return total
@@ -541,7 +569,9 @@ class EventStore:
             return 0
         reader = self._reader(flt)
         if reader is not None:
-            return sum(b.count for b in reader.buckets(low, high, self._now_edge()))
+            buckets = reader.buckets(low, high, self._now_edge())
+            marks = reader.counted_through(self._plan(flt).shards())
+            return sum(b.count for b in buckets) + self._not_yet_counted(flt, marks, buckets, low, high, None, False)
         for field, excluded in (("agent_id", flt.not_agents), ("resource_id", flt.not_resources)):
             if excluded:
                 whole = replace(flt, **{"not_agents" if field == "agent_id" else "not_resources": frozenset()})
@@ -580,6 +610,73 @@ class EventStore:
         for item in self._merged(flt, low, high, ascending=ascending, after=after_event_id, need=page_size):
             yield from_item(item)
 
+    def _counted(self, flt: EventFilter, reader: counts.CountReader, low: int, high: int | None,
+                 cached: bool) -> tuple[list[counts.Bucket], dict[int, str] | None, bool]:
+        """(buckets of the window, their marks, whether from this process's cache). With `cached`, a first page may
+        reuse the buckets read for the same window moments ago (MAIP_COUNTS_CACHE_TTL, deployed Lambdas only):
+        exact all the same, since the marks say which events they hold and the page counts newer ones from what
+        it reads (or reads the buckets again when it cannot). Partial edges counted from the events and windows
+        whose start moved past a bucket are never reused."""
+        shards = self._plan(flt).shards()
+        key = (self.counters_table, flt.tenant_id, reader.dim, high, len(shards))
+        ttl = get_settings().counts_cache_ttl
+        if cached and ttl > 0:
+            hit = _COUNTED.get(key)
+            if hit and hit[0] > time.monotonic() and hit[1] <= low and all(b.start >= low for b in hit[2]):
+                return hit[2], hit[3], True
+        buckets = reader.buckets(low, high, self._now_edge())
+        marks = reader.counted_through(shards)
+        if ttl > 0 and marks is not None and all(b.level != counts.RAW for b in buckets):
+            if len(_COUNTED) >= 1024:  # bounded: a Lambda serves few windows at a time
+                _COUNTED.clear()
+            _COUNTED[key] = (time.monotonic() + ttl, low, buckets, marks)
+        return buckets, marks, False
+
+    def _not_yet_counted(self, flt: EventFilter, marks: dict[int, str] | None, buckets: list[counts.Bucket], low: int,
+                         high: int | None, seen: list[ListedEvent] | None, complete: bool, may_query: bool = True) -> int | None:
+        """Matching events of [low, high) that the buckets do not hold yet: ids above their shard's mark (what the
+        aggregation has counted), outside the partial edges the buckets already counted from the events. Taken
+        from the items a first page read newest first (`seen`, all of them if `complete`) where they reach down
+        to the shard's mark, else counted with COUNT queries above the marks: those cover the last seconds of
+        writes (the aggregation's lag), so they stay small while the aggregation keeps up (UNCOUNTED_MAX bounds
+        them when it does not). Buckets from before marks existed (`marks` None) add nothing here. None: it would
+        take COUNT queries and `may_query` is false."""
+        if marks is None:
+            return 0
+        for bucket in buckets:
+            if bucket.level == counts.RAW and bucket.start == low:
+                low = bucket.end
+            if bucket.level == counts.RAW and high is not None and bucket.end == high:
+                high = bucket.start
+        if high is not None and low >= high:
+            return 0
+        start = lowest_event_id(_at(low))
+        floor = {str(shard): max(mark + "0", start) for shard, mark in marks.items()}  # keyed as ListedEvent.shard
+        top = highest_event_id(_at(high - 1)) if high is not None else None
+        unseen = set(floor)  # shards whose uncounted events this page may not all have read
+        found = 0
+        if seen is not None:
+            # Newest first per shard: a shard is done once an item below its floor shows up (or the page read all).
+            above: dict[str, int] = {}
+            reached: set[str] = set()
+            for e in seen:
+                if e.shard in reached:
+                    continue
+                if e.event_id < floor[e.shard]:
+                    reached.add(e.shard)
+                    if len(reached) == len(floor):
+                        break
+                elif top is None or e.event_id <= top:
+                    above[e.shard] = above.get(e.shard, 0) + 1
+            done = unseen if complete else reached
+            found = sum(n for shard, n in above.items() if shard in done)
+            unseen = unseen - done
+        if unseen and not may_query:
+            return None
+        if unseen:
+            found += self._count_range(flt, low, high, above={int(shard): marks[int(shard)] for shard in unseen})
+        return found
+
     def _at_offset(self, flt: EventFilter, reader: counts.CountReader, buckets: list[counts.Bucket], low: int, high: int | None,
                    offset: int, limit: int) -> Iterator[dict[str, Any]]:
         """Items from the `offset`-th newest on: the block holding it is found from counts, then entered from its
@@ -599,6 +696,13 @@ class EventStore:
 
     def page(self, flt: EventFilter, limit: int, offset: int = 0, next_token: str | None = None, order: str = "desc") -> Page:
         """One page, newest first (`order="asc"`: oldest first); a next_token continues in the order it was made with."""
+        self._plans = {}
+        try:
+            return self._page(flt, limit, offset, next_token, order)
+        finally:
+            self._plans = None
+
+    def _page(self, flt: EventFilter, limit: int, offset: int, next_token: str | None, order: str) -> Page:
         state = cursor.decode(next_token, flt.scope()) if next_token else None
         position = int(state["position"]) if state else offset
         ascending = (state.get("order", "desc") if state else order) == "asc"
@@ -606,17 +710,26 @@ class EventStore:
         if flt.matches_nothing() or high is not None and low >= high:
             return Page(events=[], total=0, offset=position, next_token=None)
         reader = self._reader(flt)
-        buckets = reader.buckets(low, high, self._now_edge()) if reader is not None else None
-        total = sum(b.count for b in buckets) if buckets is not None else self._total(flt, low, high)
+        first = not state and not offset and not ascending  # reads the newest matches: they show the uncounted
+        counted = self._counted(flt, reader, low, high, cached=first) if reader is not None else None
+        total = sum(b.count for b in counted[0]) if counted is not None else self._total(flt, low, high)
         if state:  # keyset: continue strictly after the last id served, whatever arrived meanwhile
             items = self._merged(flt, low, high, ascending=ascending, after=str(state["after"]), need=limit + 1)
-        elif offset and reader is not None and buckets is not None and not ascending:
-            items = self._at_offset(flt, reader, buckets, low, high, offset, limit)
+        elif offset and reader is not None and counted is not None and not ascending:
+            items = self._at_offset(flt, reader, counted[0], low, high, offset, limit)
         elif offset:  # other filters and oldest-first offsets skip what precedes the page
             items = itertools.islice(self._merged(flt, low, high, ascending=ascending, need=offset + limit + 1), offset, None)
         else:
             items = self._merged(flt, low, high, ascending=ascending, need=limit + 1)
-        events, has_more = _take(items, limit)
+        events, has_more, peeked = _take(items, limit)
+        if counted is not None:  # read-your-writes: plus what the aggregation has not counted yet
+            seen = events + peeked if first else None
+            uncounted = self._not_yet_counted(flt, counted[1], counted[0], low, high, seen, not has_more, may_query=not counted[2])
+            if uncounted is None:  # cached counts too old for this page to show the rest: read them again
+                counted = self._counted(flt, reader, low, high, cached=False)
+                total = sum(b.count for b in counted[0])
+                uncounted = self._not_yet_counted(flt, counted[1], counted[0], low, high, seen, not has_more)
+            total += uncounted or 0
         # Counts come from the stream aggregation (~1-2 s behind); what this page read is exact and newer, so
         # `total` never contradicts it: a first page with nothing after it holds every match, and any page
         # proves at least its position plus what it shows (read-your-writes for small results, no extra read).
@@ -633,6 +746,8 @@ class EventStore:
         return Page(events=events, total=total, offset=position, next_token=token)
 
 
+# (counters table, tenant, dimension, window end, shards) -> (deadline, window start, buckets, marks): see _counted
+_COUNTED: dict[tuple[Any, ...], tuple[float, int, list[counts.Bucket], dict[int, str]]] = {}
 PAGE_MAX_BYTES = 5_000_000  # Lambda answers at most 6 MB: a page stops before ~5 MB and continues with next_token
 _quote = json.encoder.encode_basestring  # the C encoder json.dumps(str, ensure_ascii=False) uses
 
@@ -643,6 +758,7 @@ class ListedEvent(NamedTuple):
 
     event_id: str
     json: str
+    shard: str = "0"  # the write shard, as stored
 
     def list_item(self) -> dict[str, Any]:
         return json.loads(self.json)
@@ -659,16 +775,20 @@ def list_item_json(item: dict[str, Any]) -> str:
             f'"timestamp":{_quote(item["created_at"]["S"])}}}')
 
 
-def _take(items: Iterator[dict[str, Any]], limit: int) -> tuple[list[ListedEvent], bool]:
-    """Up to `limit` listed events (fewer if the page would pass PAGE_MAX_BYTES) and whether more follow."""
+_SHARD_0 = {"N": "0"}  # items written before write shards existed
+
+
+def _take(items: Iterator[dict[str, Any]], limit: int) -> tuple[list[ListedEvent], bool, list[ListedEvent]]:
+    """Up to `limit` listed events (fewer if the page would pass PAGE_MAX_BYTES), whether more follow, and the
+    one read past the page (if any)."""
     events: list[ListedEvent] = []
     size = 0
     for item in items:
         if len(events) == limit:
-            return events, True
+            return events, True, [ListedEvent(item["event_id"]["S"], "", item.get("shard", _SHARD_0)["N"])]
         text = list_item_json(item)
         size += (len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))) + 1
         if events and size > PAGE_MAX_BYTES:
-            return events, True
-        events.append(ListedEvent(item["event_id"]["S"], text))
-    return events, False
+            return events, True, [ListedEvent(item["event_id"]["S"], "", item.get("shard", _SHARD_0)["N"])]
+        events.append(ListedEvent(item["event_id"]["S"], text, item.get("shard", _SHARD_0)["N"]))
+    return events, False, []

@@ -1,0 +1,174 @@
+"""`total` counts a 201'd event at once: the buckets the stream aggregation keeps, plus the events newer than
+the buckets' marks (what the aggregation has not counted yet), never one event twice."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from functions.emit.app import lambda_handler as emit
+from functions.list.app import lambda_handler as list_events
+from maip_events.events import build_event
+from maip_events.models.events import EmitEventRequest
+from maip_events.store import events as events_store
+from maip_events.store.events import EventFilter, EventStore
+from maip_events.store.tenants import TenantSettingsStore
+from aggregation import aggregate, settle
+from support import invoke, key_headers
+
+EVENTS = "/v1/observability/events"
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+
+
+@pytest.fixture(autouse=True)
+def fast_transactions():
+    from maip_events_local import moto_patches
+
+    moto_patches.install()
+
+
+def emit_some(headers, n: int, start: int = 0) -> list[dict]:
+    created = []
+    for i in range(start, start + n):
+        body = {"event_type": ("agent.registered", "session.created")[i % 2], "agent_id": f"agent-{i % 3}",
+                "severity": ("info", "warn", "error")[i % 3]}
+        status, document, _ = invoke(emit, "POST", EVENTS, headers=headers, body=body)
+        assert status == 201, document
+        created.append(document)
+    return created
+
+
+QUERIES = [
+    ({}, lambda e: True),
+    ({"agent_id": "agent-1"}, lambda e: e["agent_id"] == "agent-1"),
+    ({"event_type": "session.created"}, lambda e: e["event_type"] == "session.created"),
+    ({"event_type": "session.created", "agent_id": "agent-1"}, lambda e: e["event_type"] == "session.created" and e["agent_id"] == "agent-1"),
+    ({"severity": "info,warn"}, lambda e: e["severity"] in ("info", "warn")),
+    ({"q": "-agent:agent-0"}, lambda e: e["agent_id"] != "agent-0"),
+]
+
+
+def totals_are_exact(headers, created: list[dict]) -> None:
+    for query, keep in QUERIES:
+        expected = [e["id"] for e in reversed(created) if keep(e)]
+        for limit in (1, 2, 50):
+            # When the first page and every next_token page are read
+            status, page, _ = invoke(list_events, "GET", EVENTS, headers=headers, query={**query, "limit": str(limit)})
+            assert status == 200, page
+            served = [item["event_id"] for item in page["items"]]
+            totals = [page["total"]]
+            while page["next_token"]:
+                status, page, _ = invoke(list_events, "GET", EVENTS, headers=headers,
+                                         query={**query, "limit": str(limit), "next_token": page["next_token"]})
+                served += [item["event_id"] for item in page["items"]]
+                totals.append(page["total"])
+            # Then every page says the exact total, and the pages hold exactly the matches
+            assert served == expected, (query, limit)
+            assert set(totals) == {len(expected)}, (query, limit, totals)
+
+
+def test_total_is_exact_right_after_201_before_and_after_the_aggregation_catches_up(aws):
+    headers = key_headers("ryw", ["*"])
+    # Given 7 events just emitted, none counted by the stream aggregation yet
+    created = emit_some(headers, 7)
+    totals_are_exact(headers, created)
+    # Given the aggregation has counted them, and 5 more arrive that it has not counted
+    settle()
+    created += emit_some(headers, 5, start=7)
+    totals_are_exact(headers, created)
+    # When the aggregation catches up: nothing is counted twice
+    settle()
+    totals_are_exact(headers, created)
+    flt = EventFilter("ryw", time_from=datetime.fromisoformat(created[3]["created_at"].replace("Z", "+00:00")))
+    assert EventStore().count(flt) == len(created) - 3
+
+
+def event(tenant: str, ms: int):
+    return build_event(tenant, EmitEventRequest(event_type="agent.registered"), NOW + timedelta(milliseconds=ms))
+
+
+def test_an_event_counted_after_a_newer_one_never_lowers_the_mark(aws):
+    # Given three events whose stream records arrive out of id order (concurrent emitters: the newest id is
+    # written, and counted, first)
+    store = EventStore()
+    first, second, third = (event("order", ms) for ms in (10, 20, 30))
+    store.put_many([first, second, third])
+    aggregate([third], first_sequence=100)
+    aggregate([first, second], first_sequence=200)
+    # When the list is read, with and without one more event the aggregation has not counted
+    assert store.page(EventFilter("order"), limit=1).total == 3
+    fourth = event("order", 40)
+    store.put_many([fourth])
+    # Then each is counted once
+    assert store.page(EventFilter("order"), limit=1).total == 4
+    assert store.count(EventFilter("order")) == 4
+
+
+def test_totals_are_exact_across_write_shards_with_part_of_them_counted(aws, monkeypatch):
+    monkeypatch.setenv("MAIP_SHARD_SWITCH_DELAY", "0")
+    # Given a tenant on 4 write shards with 120 events, the older 80 counted by the aggregation
+    TenantSettingsStore().set_write_shards("sh", 4)
+    store = EventStore()
+    stored = store.prepare([event("sh", i) for i in range(120)])
+    assert len({e.shard for e in stored}) == 4
+    store.put_many(stored, prepared=True)
+    aggregate(stored[:80])
+    newest_first = [e.event_id for e in reversed(stored)]
+    # When pages are read newest first (the uncounted 40 are beyond a page of 10) and oldest first
+    for order in ("desc", "asc"):
+        served, token = [], None
+        while True:
+            page = store.page(EventFilter("sh"), limit=10, next_token=token, order=order)
+            assert page.total == 120
+            served += [e.event_id for e in page.events]
+            token = page.next_token
+            if not token:
+                break
+        # Then every page says 120 and the pages hold every event once
+        assert served == (newest_first if order == "desc" else newest_first[::-1])
+    assert store.page(EventFilter("sh"), limit=50).total == store.page(EventFilter("sh"), limit=500).total == 120
+
+
+def test_a_stalled_aggregation_bounds_what_a_total_counts_from_the_events(aws, monkeypatch):
+    # Given more uncounted events on a shard than a total counts from the events (2,000; 5 here)
+    monkeypatch.setattr(events_store, "UNCOUNTED_MAX", 5)
+    store = EventStore()
+    store.put_many([event("stall", i) for i in range(12)])
+    # Then the total trails the writes by what is beyond the bound, until the aggregation catches up
+    assert store.page(EventFilter("stall"), limit=2).total == 5
+    settle()
+    assert store.page(EventFilter("stall"), limit=2).total == 12
+
+
+def test_a_warm_lambda_reuses_count_buckets_and_its_totals_stay_exact(aws, monkeypatch):
+    from maip_events import aws as maip_aws, settings
+
+    monkeypatch.setenv("MAIP_COUNTS_CACHE_TTL", "60")  # as a deployed Lambda (10 s there)
+    settings.reset()
+    counter_reads = []
+    client = maip_aws.dynamodb()
+    client.meta.events.register("before-parameter-build.dynamodb.Query",
+                                lambda params, **_: counter_reads.append(params["TableName"] == settings.get_settings().counters_table),
+                                unique_id="count-reads")
+    headers = key_headers("warm", ["*"])
+    created = emit_some(headers, 6)
+    settle()
+
+    def first_page(limit: int) -> tuple[int, int]:
+        counter_reads.clear()
+        status, page, _ = invoke(list_events, "GET", EVENTS, headers=headers, query={"limit": str(limit)})
+        assert status == 200
+        return page["total"], sum(counter_reads)
+
+    # Given a first page that read the count buckets
+    assert first_page(2) == (6, 1)
+    # When more events arrive, fewer than a page, and are then counted by the aggregation
+    created += emit_some(headers, 2, start=6)
+    # Then the next first pages reuse the buckets, counting the new events from what they read, never twice
+    assert first_page(2) == (8, 0)
+    settle()
+    assert first_page(2) == (8, 0)
+    # When more arrive than a page shows: the buckets are read again, and the total stays exact
+    created += emit_some(headers, 4, start=8)
+    assert first_page(2) == (12, 1)
+    totals_are_exact(headers, created)
