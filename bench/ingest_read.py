@@ -7,8 +7,9 @@ Everything runs in-process against moto (tables from template.yaml). DynamoDB ca
 boundary with botocore event hooks (items written per TransactWriteItems, ScannedCount per Query), never inside
 our code.
 
-1. count lag: median ms from a 201 to the event being in `total`, with the local stack's stream poller running
-   AggregateFunction under the template's event source settings (MaximumBatchingWindowInSeconds = 1);
+1. count lag: median ms from a 201 to the event being in the list `total` and in the metrics `total` (the
+   aggregation itself), with the local stack's stream poller running AggregateFunction under the template's
+   event source settings (MaximumBatchingWindowInSeconds = 1);
 2. items written by the aggregation: the most-written item per 1,000 events and amortised items per event, at
    ~100 events/s (1 s windows: batches of 100), ~1,000 events/s (batches of 1,000) and 1 event per batch;
 3. deep offsets at a dense minute (2,000 events in one minute): items read (events + counters) at offset 0 vs deep;
@@ -81,19 +82,21 @@ def _records(events, first):
     return [{"eventName": "INSERT", "dynamodb": {"NewImage": to_item(e), "SequenceNumber": str(first + i)}} for i, e in enumerate(events)]
 
 
-def _total(list_events, headers) -> int:
+def _total(handler, path: str, headers, query: dict[str, str]) -> int:
     from support import invoke
 
-    status, body, _ = invoke(list_events, "GET", "/v1/observability/events", headers=headers, query={"limit": "1"})
+    status, body, _ = invoke(handler, "GET", path, headers=headers, query=query)
     if status != 200:
-        raise RuntimeError(f"list answered {status}: {body}")
+        raise RuntimeError(f"{path} answered {status}: {body}")
     return body["total"]
 
 
-def count_lag(samples: int = 12) -> float:
-    """Median ms from 201 to `total` including the event, poller running as in `maip-events serve`."""
+def count_lag(samples: int = 12) -> tuple[float, float]:
+    """Median ms from 201 to the event being in the list `total` (limit 1, so never from the page alone), and to
+    it being in the metrics `total` (the aggregation's own lag), poller running as in `maip-events serve`."""
     from functions.emit.app import lambda_handler as emit
     from functions.list.app import lambda_handler as list_events
+    from functions.metrics.app import lambda_handler as metrics
     from maip_events_local.streams import StreamPoller
     from maip_events_local.template import stream_consumers
     from support import invoke, key_headers
@@ -102,21 +105,24 @@ def count_lag(samples: int = 12) -> float:
     consumers = [c for c in stream_consumers() if c.function.logical_id == "AggregateFunction"]
     poller = StreamPoller(consumers=consumers)
     poller.start()
-    lags = []
+    lags: dict[str, list[float]] = {"list": [], "metrics": []}
+    reads = {"list": (list_events, "/v1/observability/events", {"limit": "1"}),
+             "metrics": (metrics, "/v1/observability/metrics", {})}
     try:
         for n in range(1, samples + 1):
             status, _, _ = invoke(emit, "POST", "/v1/observability/events", headers=headers, body={"event_type": "agent.updated"})
             assert status == 201
             t0 = time.perf_counter()
-            while _total(list_events, headers) < n:
-                time.sleep(0.02)
-                if time.perf_counter() - t0 > 30:
-                    raise RuntimeError("aggregation did not catch up in 30 s")
-            lags.append((time.perf_counter() - t0) * 1000)
+            for name, (handler, path, query) in reads.items():
+                while _total(handler, path, headers, query) < n:
+                    time.sleep(0.02)
+                    if time.perf_counter() - t0 > 30:
+                        raise RuntimeError("aggregation did not catch up in 30 s")
+                lags[name].append((time.perf_counter() - t0) * 1000)
             time.sleep(0.3)
     finally:
         poller.stop()
-    return statistics.median(lags)
+    return statistics.median(lags["list"]), statistics.median(lags["metrics"])
 
 
 def aggregation_writes(calls: Calls) -> list[Row]:
@@ -224,8 +230,11 @@ def measure() -> list[Row]:
     with mock_aws():
         _tables()
         calls = Calls(aws.dynamodb())
-        rows.append(("count lag: median ms from 201 to `total` (in-process poller, 1 s batching window)",
-                     f"{count_lag():.0f}", "target <= 2,000 ms median; main: 0 (counted in the write transaction)"))
+        list_lag, metrics_lag = count_lag()
+        rows.append(("count lag: median ms from 201 to the list `total` (limit 1; in-process poller, 1 s batching window)",
+                     f"{list_lag:.0f}", "target <= 2,000 ms median; uncounted events are counted from the events"))
+        rows.append(("aggregation lag: median ms from 201 to the metrics `total` (the buckets themselves)",
+                     f"{metrics_lag:.0f}", "the 1 s batching window + one poll"))
         rows += aggregation_writes(calls)
         rows += deep_offsets(calls)
     with mock_aws():

@@ -52,7 +52,9 @@ ULID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base 32
 
 def ulid_time(ms: int) -> str:
     """The 10 base-32 characters a ULID of millisecond `ms` starts with."""
-    return "".join(ULID_ALPHABET[(ms >> (5 * (9 - i))) & 31] for i in range(10))
+    a = ULID_ALPHABET
+    return (a[ms >> 45 & 31] + a[ms >> 40 & 31] + a[ms >> 35 & 31] + a[ms >> 30 & 31] + a[ms >> 25 & 31]
+            + a[ms >> 20 & 31] + a[ms >> 15 & 31] + a[ms >> 10 & 31] + a[ms >> 5 & 31] + a[ms & 31])
 
 
 def _event_id_at(millis: int, fill: str) -> str:

@@ -85,6 +85,6 @@ def list_events(
                              severity=severity, time_from=time_from, time_to=time_to, q=q)
     page = EventStore().page(flt, limit=limit, offset=offset, next_token=next_token, order=order)
     # The body is spliced from each item's JSON text (no per-item model); a page stops before ~5 MB.
-    body = (f'{{"items":[{",".join(e.json for e in page.events)}],"total":{page.total},"limit":{limit},'
+    body = (f'{{"items":[{",".join([e.json for e in page.events])}],"total":{page.total},"limit":{limit},'
             f'"offset":{page.offset},"next_token":{json.dumps(page.next_token)}}}')
     return Response(status_code=200, content_type="application/json", body=body)

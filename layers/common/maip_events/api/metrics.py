@@ -33,7 +33,8 @@ class MetricsResponse(BaseModel):
     time_to: str = Field(alias="to", description="Aligned end of the window (last millisecond of its hour or day)")
     interval: Literal["hour", "day"]
     group_by: Optional[Literal["event_type", "severity", "agent_id"]]
-    total: int = Field(description="Events in the window: equals the `total` of GET /v1/observability/events for it")
+    total: int = Field(description="Events in the window as counted by the stream aggregation (~1-2 s behind the writes; "
+                                   "then equal to the `total` of GET /v1/observability/events for it)")
     series: list[Series]
 
 
