@@ -253,8 +253,9 @@ def baseline_writes(ref: str, events: int) -> dict[str, Any] | None:
 
 def warm_ratio() -> None:
     """bench/foundation.py's warm ratios (POST vs raw stubbed put_item, GET vs raw stubbed query), with the
-    deployed caches on: API keys 5 s, tenant settings 30 s (as a warm Lambda has them)."""
-    os.environ.update(MAIP_API_KEY_CACHE_TTL="5", MAIP_TENANT_SETTINGS_TTL="30")
+    deployed caches on: API keys 5 s, tenant settings 30 s, a first page's count buckets 10 s (as a warm Lambda
+    has them; bench/ingest_read.py also prints the GET with its buckets read)."""
+    os.environ.update(MAIP_API_KEY_CACHE_TTL="5", MAIP_TENANT_SETTINGS_TTL="30", MAIP_COUNTS_CACHE_TTL="10")
     import foundation
 
     from maip_events import aws, settings

@@ -30,6 +30,10 @@ SeverityParam = Annotated[Optional[str], Query(
     max_length=64, pattern=SEVERITY_LIST_PATTERN, description="Only these severities: `info`, `warn`, `error` or a comma list, e.g. `warn,error`")]
 OrderParam = Annotated[Literal["desc", "asc"], Query(
     description="`desc` (default) newest first, `asc` oldest first; a `next_token` keeps the order it was made with")]
+FromParam = Annotated[Optional[str], Query(alias="from", max_length=64, pattern=DATE_TIME_PATTERN,
+                                           description="Inclusive start, ISO 8601 (UTC if no offset)")]
+ToParam = Annotated[Optional[str], Query(alias="to", max_length=64, pattern=DATE_TIME_PATTERN,
+                                         description="Inclusive end, ISO 8601 (UTC if no offset)")]
 # The grammar is checked by maip_events.query (so a 400 can say what is supported); the pattern documents it exactly.
 QParam = Annotated[Optional[str], Query(max_length=Q_MAX_LENGTH, description=Q_DESCRIPTION, json_schema_extra={"pattern": Q_PATTERN})]
 
@@ -73,8 +77,8 @@ def list_events(
     severity: SeverityParam = None,
     q: QParam = None,
     order: OrderParam = "desc",
-    time_from: Annotated[Optional[str], Query(alias="from", max_length=64, pattern=DATE_TIME_PATTERN, description="Inclusive start, ISO 8601 (UTC if no offset)")] = None,
-    time_to: Annotated[Optional[str], Query(alias="to", max_length=64, pattern=DATE_TIME_PATTERN, description="Inclusive end, ISO 8601 (UTC if no offset)")] = None,
+    time_from: FromParam = None,
+    time_to: ToParam = None,
     limit: Annotated[int, Query(ge=1, le=500, description="Page size")] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000, description="Events to skip")] = 0,
     next_token: Annotated[Optional[str], Query(max_length=4096, description="Cursor from a previous page")] = None,

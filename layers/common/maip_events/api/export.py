@@ -10,10 +10,10 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from maip_events import query
 from maip_events.api.app import current_principal, reject_unknown_query
-from maip_events.api.events import AgentParam, EventTypeParam, OrderParam, QParam, ResourceParam, SeverityParam
+from maip_events.api.events import (AgentParam, EventTypeParam, FromParam, OrderParam, QParam, ResourceParam, SeverityParam,
+                                    ToParam)
 from maip_events.errors import InvalidRequest
 from maip_events.models.errors import error_responses
-from maip_events.models.formats import DATE_TIME_PATTERN
 from maip_events.siem.export import export
 
 router = Router()
@@ -53,8 +53,8 @@ def export_events(
     q: QParam = None,
     order: OrderParam = "desc",
     proofs: Annotated[bool, Query(description=PROOFS_DESCRIPTION)] = False,
-    time_from: Annotated[Optional[str], Query(alias="from", max_length=64, pattern=DATE_TIME_PATTERN, description="Inclusive start, ISO 8601 (UTC if no offset)")] = None,
-    time_to: Annotated[Optional[str], Query(alias="to", max_length=64, pattern=DATE_TIME_PATTERN, description="Inclusive end, ISO 8601 (UTC if no offset)")] = None,
+    time_from: FromParam = None,
+    time_to: ToParam = None,
     next_token: Annotated[Optional[str], Query(max_length=4096, description="Continuation from a previous response")] = None,
 ):
     principal = current_principal("events:read")

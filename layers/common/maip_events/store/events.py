@@ -277,7 +277,7 @@ def from_item(item: dict[str, Any]) -> StoredEvent:
         created_at=item["created_at"]["S"],
         payload_json=text("payload") or "{}",
         expires_at=int(item["expires_at"]["N"]) if "expires_at" in item else None,
-        shard=int(item.get("shard", _SHARD_0)["N"]) if "shard" in item else 0,
+        shard=int(item["shard"]["N"]) if "shard" in item else 0,
     )
 
 
@@ -719,9 +719,9 @@ class EventStore:
                 total = sum(b.count for b in counted[0])
                 uncounted = self._not_yet_counted(flt, counted[1], counted[0], low, high, seen, not has_more)
             total += uncounted or 0
-        # Counts come from the stream aggregation (~1-2 s behind); what this page read is exact and newer, so
-        # `total` never contradicts it: a first page with nothing after it holds every match, and any page
-        # proves at least its position plus what it shows (read-your-writes for small results, no extra read).
+        # `total` never contradicts what this page read (it matters where counts can trail the writes: buckets
+        # from before marks, a stalled aggregation): a first page with nothing after it holds every match, and
+        # any page proves at least its position plus what it shows.
         if not has_more and not state and offset == 0:
             total = len(events)
         elif events:
