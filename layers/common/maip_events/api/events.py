@@ -65,7 +65,8 @@ def emit_event(
     "/v1/observability/events",
     summary="List events",
     description="Newest first (or oldest first with `order=asc`). Every filter parameter and every `q` term must hold. "
-                "`total` counts every match (from counts kept by the events stream, within ~2 s of a write); "
+                "`total` counts every match, a just-stored event included (counts kept by the events stream, plus the "
+                "newest events they do not hold yet); "
                 "continue with `next_token` or `offset`. A page stops early, with `next_token`, before its body passes ~5 MB.",
     tags=["Events"],
     responses={200: {"description": "A page of events", "content": {"application/json": {"model": EventPage}}}, **error_responses()},

@@ -1,4 +1,4 @@
-"""EventsTable access: keys (KEYS.md), the write path and the read path.
+"""EventsTable access: keys, the write path and the read path.
 
 Keys: a tenant's events are spread over `write_shards` partition keys `<tenant>#<shard>` (store/tenants.py), so
 one tenant can exceed one partition's 1,000 WCU/s; every GSI partition key carries the shard too. The shard of
@@ -98,7 +98,7 @@ class Page:
     next_token: str | None
 
 
-# ---- keys (KEYS.md) ------------------------------------------------------------------------------------
+# ---- keys (README "Listing at scale") ---------------------------------------------------------------------
 
 def shard_of(event_id: str, write_shards: int) -> int:
     """The write shard of an event: its ULID's 80 random bits modulo `write_shards` (deterministic per id)."""

@@ -7,7 +7,7 @@ two expiries). Visibility is computed in code, never left to DynamoDB's lazy TTL
 listed and counted only if D >= today - current retention days (a decrease hides older days at once)
 and D has not expired under its own ttl_days(D) (an increase cannot resurrect deleted days).
 
-Write shards (KEYS.md): `write_shards` (1..64) is how many partition keys new events of a tenant are spread
+Write shards (README "Listing at scale"): `write_shards` (1..64) is how many partition keys new events of a tenant are spread
 over; `read_shards` is the most ever set, so readers always query every shard that may hold events and
 lowering the count never hides any. Settings are cached per Lambda for MAIP_TENANT_SETTINGS_TTL seconds, so
 a raised count takes effect for writers only `SHARD_SWITCH_DELAY` seconds later (the item keeps the
