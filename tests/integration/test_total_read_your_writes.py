@@ -65,6 +65,11 @@ def totals_are_exact(headers, created: list[dict]) -> None:
             # Then every page says the exact total, and the pages hold exactly the matches
             assert served == expected, (query, limit)
             assert set(totals) == {len(expected)}, (query, limit, totals)
+        # When pages are read at every offset: Then each is the exact slice, with the exact total
+        for offset in range(1, len(expected) + 1):
+            status, page, _ = invoke(list_events, "GET", EVENTS, headers=headers, query={**query, "limit": "2", "offset": str(offset)})
+            assert [item["event_id"] for item in page["items"]] == expected[offset:offset + 2], (query, offset)
+            assert page["total"] == len(expected), (query, offset)
 
 
 def test_total_is_exact_right_after_201_before_and_after_the_aggregation_catches_up(aws):
@@ -126,6 +131,10 @@ def test_totals_are_exact_across_write_shards_with_part_of_them_counted(aws, mon
                 break
         # Then every page says 120 and the pages hold every event once
         assert served == (newest_first if order == "desc" else newest_first[::-1])
+    # When pages are read at offsets inside and past the 40 uncounted events: Then each is the exact slice
+    for offset in (1, 25, 39, 40, 41, 79, 110):
+        page = store.page(EventFilter("sh"), limit=7, offset=offset)
+        assert [e.event_id for e in page.events] == newest_first[offset:offset + 7] and page.total == 120, offset
     assert store.page(EventFilter("sh"), limit=50).total == store.page(EventFilter("sh"), limit=500).total == 120
 
 

@@ -567,7 +567,7 @@ class EventStore:
         if reader is not None:
             buckets = reader.buckets(low, high, self._now_edge())
             marks = reader.counted_through(self._plan(flt).shards())
-            return sum(b.count for b in buckets) + self._not_yet_counted(flt, marks, buckets, low, high, None, False)
+            return sum(b.count for b in buckets) + sum(self._not_yet_counted(flt, marks, buckets, low, high, None, False).values())
         for field, excluded in (("agent_id", flt.not_agents), ("resource_id", flt.not_resources)):
             if excluded:
                 whole = replace(flt, **{"not_agents" if field == "agent_id" else "not_resources": frozenset()})
@@ -629,28 +629,29 @@ class EventStore:
         return buckets, marks, False
 
     def _not_yet_counted(self, flt: EventFilter, marks: dict[int, str] | None, buckets: list[counts.Bucket], low: int,
-                         high: int | None, seen: list[ListedEvent] | None, complete: bool, may_query: bool = True) -> int | None:
+                         high: int | None, seen: list[ListedEvent] | None, complete: bool,
+                         may_query: bool = True) -> dict[int, int] | None:
         """Matching events of [low, high) that the buckets do not hold yet: ids above their shard's mark (what the
         aggregation has counted), outside the partial edges the buckets already counted from the events. Taken
         from the items a first page read newest first (`seen`, all of them if `complete`) where they reach down
         to the shard's mark, else counted with COUNT queries above the marks: those cover the last seconds of
         writes (the aggregation's lag), so they stay small while the aggregation keeps up (UNCOUNTED_MAX bounds
-        them when it does not). Buckets from before marks existed (`marks` None) add nothing here. None: it would
-        take COUNT queries and `may_query` is false."""
+        them when it does not). Buckets from before marks existed (`marks` None) add nothing here. Per shard;
+        None: it would take COUNT queries and `may_query` is false."""
         if marks is None:
-            return 0
+            return {}
         for bucket in buckets:
             if bucket.level == counts.RAW and bucket.start == low:
                 low = bucket.end
             if bucket.level == counts.RAW and high is not None and bucket.end == high:
                 high = bucket.start
         if high is not None and low >= high:
-            return 0
+            return {}
         start = lowest_event_id(_at(low))
         floor = {str(shard): max(mark + "0", start) for shard, mark in marks.items()}  # keyed as ListedEvent.shard
         top = highest_event_id(_at(high - 1)) if high is not None else None
         unseen = set(floor)  # shards whose uncounted events this page may not all have read
-        found = 0
+        found: dict[int, int] = {}
         if seen is not None:
             # Newest first per shard: a shard is done once an item below its floor shows up (or the page read all).
             above: dict[str, int] = {}
@@ -665,13 +666,33 @@ class EventStore:
                 elif top is None or e.event_id <= top:
                     above[e.shard] = above.get(e.shard, 0) + 1
             done = unseen if complete else reached
-            found = sum(n for shard, n in above.items() if shard in done)
+            found = {int(shard): n for shard, n in above.items() if shard in done}
             unseen = unseen - done
         if unseen and not may_query:
             return None
-        if unseen:
-            found += self._count_range(flt, low, high, above={int(shard): marks[int(shard)] for shard in unseen})
+        for shard in unseen:
+            found[int(shard)] = self._count_range(flt, low, high, above={int(shard): marks[int(shard)]})
         return found
+
+    def _past_uncounted(self, flt: EventFilter, reader: counts.CountReader,
+                        counted: tuple[list[counts.Bucket], dict[int, str] | None, bool], uncounted: dict[int, int] | None,
+                        low: int, high: int | None, offset: int, limit: int) -> Iterator[dict[str, Any]]:
+        """Items from the `offset`-th newest on while the aggregation may lag: the newest events, down to the
+        oldest mark of a shard with uncounted events (the aggregation's few seconds of lag), are skipped over
+        from the events themselves; a deeper position is found from the counts of the window cut there, where
+        every event is counted."""
+        buckets, marks = counted[0], counted[1] or {}
+        lagging = [marks[shard] for shard, n in (uncounted or {}).items() if n]
+        if not lagging:
+            return self._at_offset(flt, reader, buckets, low, high, offset, limit)
+        oldest = min(lagging)
+        cut = max(low, counts.prefix_start(counts.event_prefix(oldest, 10))) if oldest else low
+        # Every event of [cut, high), counted or not (bounded like the uncounted ones: UNCOUNTED_MAX a shard).
+        zone = self._count_range(flt, cut, high, above={shard: "" for shard in self._plan(flt).shards()})
+        if offset < zone:
+            return itertools.islice(self._merged(flt, low, high, need=offset + limit + 1), offset, None)
+        older = reader.buckets(low, cut, self._now_edge())
+        return self._at_offset(flt, reader, older, low, high, offset - zone, limit)
 
     def _at_offset(self, flt: EventFilter, reader: counts.CountReader, buckets: list[counts.Bucket], low: int, high: int | None,
                    offset: int, limit: int) -> Iterator[dict[str, Any]]:
@@ -702,23 +723,25 @@ class EventStore:
         first = not state and not offset and not ascending  # reads the newest matches: they show the uncounted
         counted = self._counted(flt, reader, low, high, cached=first) if reader is not None else None
         total = sum(b.count for b in counted[0]) if counted is not None else self._total(flt, low, high)
+        uncounted: dict[int, int] | None = None
         if state:  # keyset: continue strictly after the last id served, whatever arrived meanwhile
             items = self._merged(flt, low, high, ascending=ascending, after=str(state["after"]), need=limit + 1)
         elif offset and reader is not None and counted is not None and not ascending:
-            items = self._at_offset(flt, reader, counted[0], low, high, offset, limit)
+            uncounted = self._not_yet_counted(flt, counted[1], counted[0], low, high, None, False)
+            items = self._past_uncounted(flt, reader, counted, uncounted, low, high, offset, limit)
         elif offset:  # other filters and oldest-first offsets skip what precedes the page
             items = itertools.islice(self._merged(flt, low, high, ascending=ascending, need=offset + limit + 1), offset, None)
         else:
             items = self._merged(flt, low, high, ascending=ascending, need=limit + 1)
         events, has_more, peeked = _take(items, limit)
-        if counted is not None:  # read-your-writes: plus what the aggregation has not counted yet
+        if counted is not None and uncounted is None:  # read-your-writes: plus what the aggregation has not counted yet
             seen = events + peeked if first else None
             uncounted = self._not_yet_counted(flt, counted[1], counted[0], low, high, seen, not has_more, may_query=not counted[2])
             if uncounted is None:  # cached counts too old for this page to show the rest: read them again
                 counted = self._counted(flt, reader, low, high, cached=False)
                 total = sum(b.count for b in counted[0])
                 uncounted = self._not_yet_counted(flt, counted[1], counted[0], low, high, seen, not has_more)
-            total += uncounted or 0
+        total += sum((uncounted or {}).values())
         # `total` never contradicts what this page read (it matters where counts can trail the writes: buckets
         # from before marks, a stalled aggregation): a first page with nothing after it holds every match, and
         # any page proves at least its position plus what it shows.
