@@ -62,15 +62,25 @@ def _event_id_at(millis: int, fill: str) -> str:
     return EVENT_PREFIX + ulid_time(min(max(millis, 0), 2**48 - 1)) + fill * 16
 
 
+def lowest_event_id_ms(millis: int) -> str:
+    """The smallest event id created in epoch millisecond `millis` or later."""
+    return _event_id_at(millis, "0")
+
+
+def highest_event_id_ms(millis: int) -> str:
+    """The largest event id created in epoch millisecond `millis` or earlier."""
+    return _event_id_at(millis, "Z")
+
+
 def _micros(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 def lowest_event_id(moment: datetime) -> str:
     """The smallest event id created at or after `moment` (ids have millisecond precision: round up)."""
-    return _event_id_at(-(-_micros(moment) // 1000), "0")
+    return lowest_event_id_ms(-(-_micros(moment) // 1000))
 
 
 def highest_event_id(moment: datetime) -> str:
     """The largest event id created at or before `moment` (round down to the millisecond)."""
-    return _event_id_at(_micros(moment) // 1000, "Z")
+    return highest_event_id_ms(_micros(moment) // 1000)

@@ -31,7 +31,7 @@ from ulid import ULID
 
 from maip_events import aws
 from maip_events.catalog import EVENT_TYPES, SEVERITIES
-from maip_events.ids import EVENT_PREFIX, highest_event_id, lowest_event_id, parse_time
+from maip_events.ids import EVENT_PREFIX, highest_event_id_ms, lowest_event_id_ms, parse_time
 from maip_events.models.events import StoredEvent
 from maip_events.settings import get_settings
 from maip_events.store import counts, cursor
@@ -288,10 +288,6 @@ def _ms(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
-def _at(ms: int) -> datetime:
-    return _EPOCH + timedelta(milliseconds=ms)
-
-
 def _micros(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(microseconds=1)
 
@@ -459,13 +455,16 @@ class EventStore:
     def _query_args(self, part: tuple[str | None, str, str], low: int, high: int | None, ascending: bool = False,
                     residual: dict[str, Any] | None = None) -> dict[str, Any]:
         index, key_attr, key_value = part
-        top = highest_event_id(_at(high - 1)) if high is not None else EVENT_PREFIX + "\U0010ffff"
         args: dict[str, Any] = {
             "TableName": self.table,
-            "KeyConditionExpression": f"{key_attr} = :pk AND event_id BETWEEN :low AND :high",  # no reserved words
-            "ExpressionAttributeValues": {":pk": {"S": key_value}, ":low": {"S": lowest_event_id(_at(low))}, ":high": {"S": top}},
+            # Key attribute names are no reserved words; the table holds nothing but events (sort key = event id).
+            "KeyConditionExpression": f"{key_attr} = :pk AND event_id >= :low",
+            "ExpressionAttributeValues": {":pk": {"S": key_value}, ":low": {"S": lowest_event_id_ms(low)}},
             "ScanIndexForward": ascending,  # newest first unless asked
         }
+        if high is not None:
+            args["KeyConditionExpression"] = f"{key_attr} = :pk AND event_id BETWEEN :low AND :high"
+            args["ExpressionAttributeValues"][":high"] = {"S": highest_event_id_ms(high - 1)}
         if residual:
             args["FilterExpression"] = residual["FilterExpression"]
             args["ExpressionAttributeNames"] = dict(residual["ExpressionAttributeNames"])
@@ -521,7 +520,7 @@ class EventStore:
                     continue
                 bounds = args["ExpressionAttributeValues"]
                 bounds[":low"] = {"S": max(bounds[":low"]["S"], above[shard] + "0")}  # + "0": the smallest longer id
-                if bounds[":low"]["S"] > bounds[":high"]["S"]:
+                if ":high" in bounds and bounds[":low"]["S"] > bounds[":high"]["S"]:
                     continue
                 args["Limit"] = UNCOUNTED_MAX
             while True:
@@ -647,9 +646,9 @@ class EventStore:
                 high = bucket.start
         if high is not None and low >= high:
             return {}
-        start = lowest_event_id(_at(low))
+        start = lowest_event_id_ms(low)
         floor = {str(shard): max(mark + "0", start) for shard, mark in marks.items()}  # keyed as ListedEvent.shard
-        top = highest_event_id(_at(high - 1)) if high is not None else None
+        top = highest_event_id_ms(high - 1) if high is not None else None
         unseen = set(floor)  # shards whose uncounted events this page may not all have read
         found: dict[int, int] = {}
         if seen is not None:
