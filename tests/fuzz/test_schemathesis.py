@@ -32,7 +32,7 @@ def test_schemathesis_finds_nothing_with_every_check_on(tmp_path):
         done = subprocess.run(
             [str(SCHEMATHESIS), "--config-file", str(HERE / "schemathesis.toml"), "run", f"{stack.url}/v1/openapi.json",
              "--header", f"X-API-Key: {stack.api_key}", "--header", f"X-Tenant-ID: {stack.tenant_id}",
-             "--max-examples", max_examples, "--seed", seed, "--workers", "1", "--request-timeout", "30",
+             "--max-examples", max_examples, "--seed", seed, "--workers", os.environ.get("MAIP_FUZZ_WORKERS", "1"), "--request-timeout", "30",
              "--report", "junit", "--report-dir", str(tmp_path)],
             capture_output=True, text=True, timeout=1800, cwd=tmp_path,
             env={**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_HOOKS": str(HERE / "hooks.py")},
