@@ -10,6 +10,15 @@ from moto import mock_aws
 from maip_events import settings
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fast_moto():
+    """moto_patches for every test (the local stack always runs with them; same semantics, no O(table) copies per
+    transaction): without this, a test ran fast or slow depending on whether an earlier one had installed them."""
+    from maip_events_local import moto_patches
+
+    moto_patches.install()
+
+
 @pytest.fixture(scope="session")
 def dynamodb_client():
     """One boto3 DynamoDB client for the session: building a client costs ~0.15 s (every test would pay it), and
