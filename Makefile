@@ -66,7 +66,7 @@ run: $(STAMP)
 # workers (measured 377 s -> ~200 s on 2 CPUs), then everything else serially: each of those serves a stack that
 # already keeps both CPUs busy (xdist measured no faster there). PYTEST_ARGS='...' runs exactly what it names, in
 # one plain run (add -n 2 yourself). Both runs always run; any failure, including "no tests collected" (exit 5), fails the target.
-IN_PROCESS_TESTS := tests/unit tests/integration
+IN_PROCESS_TESTS := tests/unit tests/integration tests/infra
 test: $(STAMP) browser
 ifeq ($(strip $(PYTEST_ARGS)),)
 	status=0; \
