@@ -62,7 +62,7 @@ lock:
 run: $(STAMP)
 	$(BIN)/maip-events serve --port $(PORT) --dynamodb-port $(DYNAMODB_PORT)
 
-# Two runs: the in-process tests (tests/unit, tests/integration: pure Python on moto, one CPU each) on two xdist
+# Two runs: the tests that serve no stack (unit, integration: pure Python on moto; infra: sam/cfn-lint) on two xdist
 # workers (measured 377 s -> ~200 s on 2 CPUs), then everything else serially: each of those serves a stack that
 # already keeps both CPUs busy (xdist measured no faster there). PYTEST_ARGS='...' runs exactly what it names, in
 # one plain run (add -n 2 yourself). Both runs always run; any failure, including "no tests collected" (exit 5), fails the target.
