@@ -62,10 +62,11 @@ lock:
 run: $(STAMP)
 	$(BIN)/maip-events serve --port $(PORT) --dynamodb-port $(DYNAMODB_PORT)
 
-# Two runs: the tests that serve no stack (unit, integration: pure Python on moto; infra: sam/cfn-lint) on two xdist
-# workers (measured on 2 CPUs: ~415 s one after the other, 111-127 s on two workers), then everything else serially: each of those serves a stack that
-# already keeps both CPUs busy (xdist measured no faster there). PYTEST_ARGS='...' runs exactly what it names, in
-# one plain run (add -n 2 yourself). Both runs always run; any failure, including "no tests collected" (exit 5), fails the target.
+# Two runs. First the tests that serve no stack (unit, integration: pure Python on moto; infra: sam, cfn-lint) on
+# two xdist workers (measured on 2 CPUs: ~415 s one after the other, 111-127 s on two workers); then the rest
+# serially: each of those serves a stack that already keeps both CPUs busy (xdist measured no faster there).
+# PYTEST_ARGS='...' runs exactly what it names, in one plain run (add -n 2 yourself). Both runs always run; any
+# failure, including "no tests collected" (exit 5), fails the target.
 IN_PROCESS_TESTS := tests/unit tests/integration tests/infra
 test: $(STAMP) browser
 ifeq ($(strip $(PYTEST_ARGS)),)
