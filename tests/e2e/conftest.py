@@ -93,9 +93,10 @@ def stop_stack(process: subprocess.Popen) -> None:
         process.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def local_stack(tmp_path_factory):
-    """One `maip-events serve` for the session (demo tenant key included); stopped at the end."""
+    """One `maip-events serve` per module that uses it (demo tenant key included), stopped after that module: an
+    idle stack still polls its streams and queues, which would take CPU from every test that runs after it."""
     stack = start_stack(tmp_path_factory.mktemp("local-stack") / "serve.log")
     try:
         yield stack

@@ -28,8 +28,7 @@ def test_concurrent_receivers_never_get_the_same_message():
         received: list[str] = []
         lock = threading.Lock()
 
-        def receive() -> None:
-            client = boto3.client("sqs", region_name="us-east-1")
+        def receive(client) -> None:
             while True:
                 got = client.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
                 if not got:
@@ -37,11 +36,13 @@ def test_concurrent_receivers_never_get_the_same_message():
                 with lock:
                     received.extend(m["Body"] for m in got)
 
-        # When 8 receivers take them at once (frequent thread switches make any race show)
+        # When 8 receivers take them at once (frequent thread switches make any race show; each has its own client,
+        # built before: building one is slow and racy only in botocore, not in the receive path under test)
+        clients = [boto3.client("sqs", region_name="us-east-1") for _ in range(RECEIVERS)]
         interval = sys.getswitchinterval()
         sys.setswitchinterval(1e-6)
         try:
-            threads = [threading.Thread(target=receive) for _ in range(RECEIVERS)]
+            threads = [threading.Thread(target=receive, args=(client,)) for client in clients]
             for t in threads:
                 t.start()
             for t in threads:

@@ -184,5 +184,7 @@ class WorkerPool:
             waiters, self._waiters = list(self._waiters), deque()
         for waiter in waiters:
             waiter.ready.set()
+        for worker in workers:  # every worker sees its pipe close and exits at once (each takes ~0.3 s to exit)
+            worker.conn.close()
         for worker in workers:
             worker.stop()
