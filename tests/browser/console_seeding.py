@@ -38,7 +38,8 @@ def emit_many(stack: ServedStack, headers: dict[str, str], bodies: list[dict]) -
 
 
 def wait_total(stack: ServedStack, headers: dict[str, str], expected: int, timeout: float = 20.0, **params: str) -> None:
-    """Until the list's `total` (counts kept by the stream, seconds behind a write) reaches `expected`."""
+    """Until the list's `total` reaches `expected` (it counts a stored event at once; this also waits out GSI
+    propagation for filtered totals)."""
     deadline = time.monotonic() + timeout
     while True:
         total = requests.get(f"{stack.url}{EVENTS}", headers=headers, params={"limit": 1, **params}, timeout=10).json().get("total")

@@ -222,10 +222,15 @@ def test_live_tail_shows_new_events_within_three_seconds_without_duplicates(cons
 
 def test_webhooks_create_rotate_disable_and_replay_a_window(console, stack, tenants):
     headers = tenants["console-hooks"]
-    with Receiver() as receiver:
-        # Given stored events, emitted before any webhook existed
+    hooks = f"{stack.url}/v1/observability/webhooks"
+    with Receiver() as receiver, Receiver() as earlier:
+        # Given stored events, emitted before the webhook under test existed and already past the dispatcher (an
+        # earlier webhook, deleted since, received them), so that only a replay can bring them to the new one
+        first = requests.post(hooks, headers=headers, json={"url": earlier.url, "event_types": ["agent.*"]}, timeout=10)
+        assert first.status_code == 201, first.text
         emit_many(stack, headers, [{"event_type": "agent.registered", "agent_id": f"agent-{i}"} for i in range(3)])
-        wait_total(stack, headers, 3)
+        assert len(earlier.wait_for(3, timeout=20)) == 3
+        assert requests.delete(f"{hooks}/{first.json()['id']}", headers=headers, timeout=10).status_code == 204
         console.sign_in(headers, "#webhooks")
         page = console.page
 
