@@ -145,11 +145,11 @@ def test_a_failed_chunk_is_retried_from_its_first_uncounted_record_without_doubl
     batch = stream_batch(events, 7000)
     original, calls = CountStore.apply, []
 
-    def flaky(self, partition, records):
+    def flaky(self, partition, records, marks=None):
         calls.append(partition)
         if partition.startswith("t2#") and calls.count(partition) == 1:
             raise RuntimeError("throttled")
-        return original(self, partition, records)
+        return original(self, partition, records, marks)
 
     monkeypatch.setattr(CountStore, "apply", flaky)
     # When Lambda gets the failure and retries from the reported record (the whole batch from there)

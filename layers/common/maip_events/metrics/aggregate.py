@@ -17,7 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from maip_events.models.events import StoredEvent
 from maip_events.settings import get_settings
-from maip_events.store.counts import CountStore
+from maip_events.store.counts import CountStore, dimensions
 from maip_events.store.events import from_item
 
 logger = Logger(service="maip-events")
@@ -47,9 +47,15 @@ def handle_batch(event: dict[str, Any], context: Any = None, store: CountStore |
         by_partition.setdefault(partition_of(record[1]), []).append(record)
     counted: list[StoredEvent] = []
     pending = {seq for seq, _ in inserted}
+    try:  # every group's mark of the batch in as few reads as fit (100 a request), not one read per partition
+        marks = store.marks({(partition, group) for partition, records in by_partition.items() for _, e in records
+                             for group in dimensions(e.event_type, e.agent_id, e.resource_id, e.severity)})
+    except Exception:
+        logger.exception("aggregate: reading the marks failed; the batch is retried", extra={"records": len(inserted)})
+        return {"batchItemFailures": [{"itemIdentifier": inserted[0][0]}]}
     for partition, records in by_partition.items():
         try:
-            store.apply(partition, records)
+            store.apply(partition, records, marks)
         except Exception:
             logger.exception("aggregate: counting failed; the batch is retried from its oldest uncounted record",
                              extra={"records": len(records)})

@@ -203,19 +203,21 @@ class CountStore:
         self.client = client or aws.dynamodb()
         self.table = table or get_settings().counters_table
 
-    def apply(self, partition: str, records: list[tuple[str, Any]]) -> None:
+    def apply(self, partition: str, records: list[tuple[str, Any]], marks: dict[tuple[str, str], str] | None = None) -> None:
         """Counts `records` ((sequence number, StoredEvent) of one events partition, in stream order) exactly once.
 
         Per checkpoint group, consecutive records are coalesced into units of <= 99 ADDs + the group's checkpoint;
-        units of different groups share transactions (<= 100 items), never two of one group."""
+        units of different groups share transactions (<= 100 items), never two of one group. `marks`: the
+        groups' current marks when the caller read them already (for every partition of a batch at once)."""
         by_group: dict[str, list[tuple[str, dict[tuple[str, str], Update], str]]] = {}
         for seq, event in records:
             for group, updates in grouped_updates(event).items():
                 by_group.setdefault(group, []).append((seq, updates, event.event_id))
-        marks = self.marks(partition, list(by_group))
+        if marks is None:
+            marks = self.marks([(partition, group) for group in by_group])
         units: list[_Unit] = []
         for group, rows in by_group.items():
-            through = marks.get(group, "")
+            through = marks.get((partition, group), "")
             unit, keys = _Unit(group, [], through), set()
             for seq, updates, event_id in rows:
                 if unit.records and len(keys | set(updates)) + 1 > TRANSACTION_MAX_ITEMS:
@@ -241,18 +243,20 @@ class CountStore:
             self._apply_units(partition, batch)
             units = rest
 
-    def marks(self, partition: str, groups: list[str]) -> dict[str, str]:
-        """The current mark of each group of the partition (consistent reads: the stream hands one partition's
-        records to one invocation at a time, so nothing moves them meanwhile)."""
-        found: dict[str, str] = {}
-        for start in range(0, len(groups), 100):
-            request = {self.table: {"Keys": [{"pk": {"S": f"{partition}#cp#{g}"}, "sk": {"S": "-"}} for g in groups[start:start + 100]],
+    def marks(self, groups: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """The current mark of each (events partition, group), 100 per request (consistent reads: the stream hands
+        one partition's records to one invocation at a time, so nothing moves them meanwhile)."""
+        keys = sorted(set(groups))
+        found: dict[tuple[str, str], str] = {}
+        for start in range(0, len(keys), 100):
+            request = {self.table: {"Keys": [{"pk": {"S": f"{p}#cp#{g}"}, "sk": {"S": "-"}} for p, g in keys[start:start + 100]],
                                     "ConsistentRead": True, "ProjectionExpression": "pk, through"}}
             while request:
                 response = self.client.batch_get_item(RequestItems=request)
                 for item in response["Responses"].get(self.table, []):
                     if "through" in item:
-                        found[item["pk"]["S"].rsplit("#cp#", 1)[1]] = item["through"]["S"]
+                        partition, group = item["pk"]["S"].rsplit("#cp#", 1)
+                        found[(partition, group)] = item["through"]["S"]
                 request = response.get("UnprocessedKeys") or None
         return found
 
