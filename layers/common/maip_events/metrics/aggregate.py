@@ -17,7 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from maip_events.models.events import StoredEvent
 from maip_events.settings import get_settings
-from maip_events.store.counts import CountStore, dimensions
+from maip_events.store.counts import CountStore, groups_of
 from maip_events.store.events import from_item
 
 logger = Logger(service="maip-events")
@@ -49,7 +49,7 @@ def handle_batch(event: dict[str, Any], context: Any = None, store: CountStore |
     pending = {seq for seq, _ in inserted}
     try:  # every group's mark of the batch in as few reads as fit (100 a request), not one read per partition
         marks = store.marks({(partition, group) for partition, records in by_partition.items() for _, e in records
-                             for group in dimensions(e.event_type, e.agent_id, e.resource_id, e.severity)})
+                             for group in groups_of(e)})
     except Exception:
         logger.exception("aggregate: reading the marks failed; the batch is retried", extra={"records": len(inserted)})
         return {"batchItemFailures": [{"itemIdentifier": inserted[0][0]}]}

@@ -35,7 +35,6 @@ from typing import Any, Callable, Iterable, Iterator
 
 from maip_events.ids import EVENT_PREFIX, ULID_ALPHABET, ulid_time
 
-ALPHABET = ULID_ALPHABET
 LEVELS = (3, 4, 5, 6, 7, 8, 9)  # ULID prefix lengths kept, coarsest first
 LEAF = LEVELS[-1]
 RAW = 0  # a partial leaf block at a window edge, counted from the events themselves
@@ -56,7 +55,7 @@ def prefix(ms: int, level: int) -> str:
 def prefix_start(text: str) -> int:
     ms = 0
     for char in text.ljust(10, "0"):
-        ms = ms * 32 + ALPHABET.index(char)
+        ms = ms * 32 + ULID_ALPHABET.index(char)
     return ms
 
 
@@ -141,13 +140,18 @@ class Update:
     value: str | None = None
 
 
+def groups_of(event: Any) -> list[str]:
+    """The checkpoint groups an event is counted in: its dimensions (metrics buckets join the one they count)."""
+    return dimensions(event.event_type, event.agent_id, event.resource_id, event.severity)
+
+
 def grouped_updates(event: Any) -> dict[str, dict[tuple[str, str], Update]]:
     """The buckets one event feeds, by checkpoint group: its dimension (`all`, `t=..`, `a=..`, `ta=..`), the
     metrics buckets joining the dimension they count. Groups are applied (and checkpointed) independently, so
     a batch with many agents still writes each tenant-wide bucket once."""
     expires = event.expires_at or 0
     groups: dict[str, dict[tuple[str, str], Update]] = {}
-    for dim in dimensions(event.event_type, event.agent_id, event.resource_id, event.severity):
+    for dim in groups_of(event):
         groups[dim] = {(bucket_pk(event.tenant_id, level, dim), event_prefix(event.event_id, level)): Update(1, expires)
                        for level in LEVELS}
     hour = hour_of(event.created_at)

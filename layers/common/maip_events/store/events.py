@@ -292,6 +292,18 @@ def _micros(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
+class Counted(NamedTuple):
+    """A window's count buckets, their marks (None: buckets from before marks) and whether they came from the cache."""
+
+    buckets: list[counts.Bucket]
+    marks: dict[int, str] | None
+    cached: bool
+
+    @property
+    def total(self) -> int:
+        return sum(b.count for b in self.buckets)
+
+
 @dataclass
 class WriteOutcome:
     """What a multi-event write achieved, per event id: stored, or not stored (and why)."""
@@ -564,9 +576,8 @@ class EventStore:
             return 0
         reader = self._reader(flt)
         if reader is not None:
-            buckets = reader.buckets(low, high, self._now_edge())
-            marks = reader.counted_through(self._plan(flt).shards())
-            return sum(b.count for b in buckets) + sum(self._not_yet_counted(flt, marks, buckets, low, high, None, False).values())
+            counted = self._counted(flt, reader, low, high, cached=False)
+            return counted.total + sum(self._not_yet_counted(flt, counted.marks, counted.buckets, low, high, None, False).values())
         for field, excluded in (("agent_id", flt.not_agents), ("resource_id", flt.not_resources)):
             if excluded:
                 whole = replace(flt, **{"not_agents" if field == "agent_id" else "not_resources": frozenset()})
@@ -605,27 +616,26 @@ class EventStore:
         for item in self._merged(flt, low, high, ascending=ascending, after=after_event_id, need=page_size):
             yield from_item(item)
 
-    def _counted(self, flt: EventFilter, reader: counts.CountReader, low: int, high: int | None,
-                 cached: bool) -> tuple[list[counts.Bucket], dict[int, str] | None, bool]:
-        """(buckets of the window, their marks, whether from this process's cache). With `cached`, a first page may
-        reuse the buckets read for the same window moments ago (MAIP_COUNTS_CACHE_TTL, deployed Lambdas only):
-        exact all the same, since the marks say which events they hold and the page counts newer ones from what
-        it reads (or reads the buckets again when it cannot). Partial edges counted from the events and windows
-        whose start moved past a bucket are never reused."""
+    def _counted(self, flt: EventFilter, reader: counts.CountReader, low: int, high: int | None, cached: bool) -> Counted:
+        """The window's buckets and their marks. With `cached`, a first page may reuse the buckets read for the
+        same window moments ago (MAIP_COUNTS_CACHE_TTL, deployed Lambdas only): exact all the same, since the
+        marks say which events they hold and the page counts newer ones from what it reads (or reads the buckets
+        again when it cannot). Partial edges counted from the events and windows whose start moved past a
+        bucket are never reused."""
         shards = self._plan(flt).shards()
         key = (self.counters_table, flt.tenant_id, reader.dim, high, len(shards))
         ttl = get_settings().counts_cache_ttl
         if cached and ttl > 0:
             hit = _COUNTED.get(key)
             if hit and hit[0] > time.monotonic() and hit[1] <= low and all(b.start >= low for b in hit[2]):
-                return hit[2], hit[3], True
+                return Counted(hit[2], hit[3], cached=True)
         buckets = reader.buckets(low, high, self._now_edge())
         marks = reader.counted_through(shards)
         if ttl > 0 and marks is not None and all(b.level != counts.RAW for b in buckets):
             if len(_COUNTED) >= 1024:  # bounded: a Lambda serves few windows at a time
                 _COUNTED.clear()
             _COUNTED[key] = (time.monotonic() + ttl, low, buckets, marks)
-        return buckets, marks, False
+        return Counted(buckets, marks, cached=False)
 
     def _not_yet_counted(self, flt: EventFilter, marks: dict[int, str] | None, buckets: list[counts.Bucket], low: int,
                          high: int | None, seen: list[ListedEvent] | None, complete: bool,
@@ -673,17 +683,16 @@ class EventStore:
             found[int(shard)] = self._count_range(flt, low, high, above={int(shard): marks[int(shard)]})
         return found
 
-    def _past_uncounted(self, flt: EventFilter, reader: counts.CountReader,
-                        counted: tuple[list[counts.Bucket], dict[int, str] | None, bool], uncounted: dict[int, int] | None,
+    def _past_uncounted(self, flt: EventFilter, reader: counts.CountReader, counted: Counted, uncounted: dict[int, int] | None,
                         low: int, high: int | None, offset: int, limit: int) -> Iterator[dict[str, Any]]:
         """Items from the `offset`-th newest on while the aggregation may lag: the newest events, down to the
         oldest mark of a shard with uncounted events (the aggregation's few seconds of lag), are skipped over
         from the events themselves; a deeper position is found from the counts of the window cut there, where
         every event is counted."""
-        buckets, marks = counted[0], counted[1] or {}
+        marks = counted.marks or {}
         lagging = [marks[shard] for shard, n in (uncounted or {}).items() if n]
         if not lagging:
-            return self._at_offset(flt, reader, buckets, low, high, offset, limit)
+            return self._at_offset(flt, reader, counted.buckets, low, high, offset, limit)
         oldest = min(lagging)
         cut = max(low, counts.prefix_start(counts.event_prefix(oldest, 10))) if oldest else low
         # Every event of [cut, high), counted or not (bounded like the uncounted ones: UNCOUNTED_MAX a shard).
@@ -721,12 +730,12 @@ class EventStore:
         reader = self._reader(flt)
         first = not state and not offset and not ascending  # reads the newest matches: they show the uncounted
         counted = self._counted(flt, reader, low, high, cached=first) if reader is not None else None
-        total = sum(b.count for b in counted[0]) if counted is not None else self._total(flt, low, high)
+        total = counted.total if counted is not None else self._total(flt, low, high)
         uncounted: dict[int, int] | None = None
         if state:  # keyset: continue strictly after the last id served, whatever arrived meanwhile
             items = self._merged(flt, low, high, ascending=ascending, after=str(state["after"]), need=limit + 1)
         elif offset and reader is not None and counted is not None and not ascending:
-            uncounted = self._not_yet_counted(flt, counted[1], counted[0], low, high, None, False)
+            uncounted = self._not_yet_counted(flt, counted.marks, counted.buckets, low, high, None, False)
             items = self._past_uncounted(flt, reader, counted, uncounted, low, high, offset, limit)
         elif offset:  # other filters and oldest-first offsets skip what precedes the page
             items = itertools.islice(self._merged(flt, low, high, ascending=ascending, need=offset + limit + 1), offset, None)
@@ -735,11 +744,12 @@ class EventStore:
         events, has_more, peeked = _take(items, limit)
         if counted is not None and uncounted is None:  # read-your-writes: plus what the aggregation has not counted yet
             seen = events + peeked if first else None
-            uncounted = self._not_yet_counted(flt, counted[1], counted[0], low, high, seen, not has_more, may_query=not counted[2])
+            uncounted = self._not_yet_counted(flt, counted.marks, counted.buckets, low, high, seen, not has_more,
+                                              may_query=not counted.cached)
             if uncounted is None:  # cached counts too old for this page to show the rest: read them again
                 counted = self._counted(flt, reader, low, high, cached=False)
-                total = sum(b.count for b in counted[0])
-                uncounted = self._not_yet_counted(flt, counted[1], counted[0], low, high, seen, not has_more)
+                total = counted.total
+                uncounted = self._not_yet_counted(flt, counted.marks, counted.buckets, low, high, seen, not has_more)
         total += sum((uncounted or {}).values())
         # `total` never contradicts what this page read (it matters where counts can trail the writes: buckets
         # from before marks, a stalled aggregation): a first page with nothing after it holds every match, and
@@ -805,8 +815,7 @@ def _take(items: Iterator[dict[str, Any]], limit: int) -> tuple[list[ListedEvent
                 break
             kept += 1
         texts = texts[:kept]
-    events = [_listed_event(ListedEvent, (item["event_id"]["S"], text, item.get("shard", _SHARD_0)["N"]))
-              for item, text in zip(read, texts)]
-    rest = read[len(events):len(events) + 1]
-    return events, bool(rest), [_listed_event(ListedEvent, (item["event_id"]["S"], "", item.get("shard", _SHARD_0)["N"]))
-                                for item in rest]
+    keys = [(item["event_id"]["S"], item.get("shard", _SHARD_0)["N"]) for item in read]  # id and shard of each
+    events = [_listed_event(ListedEvent, (event_id, text, shard)) for (event_id, shard), text in zip(keys, texts)]
+    peeked = [_listed_event(ListedEvent, (event_id, "", shard)) for event_id, shard in keys[len(events):len(events) + 1]]
+    return events, bool(peeked), peeked
