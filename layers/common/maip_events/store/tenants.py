@@ -75,6 +75,33 @@ def _visible_from(retention: Retention, today: int) -> int:
     return day
 
 
+ARCHIVE_DAYS_DEFAULT = 365
+ARCHIVE_DAYS_MAX = 3653
+
+
+@dataclass(frozen=True)
+class Tiers:
+    """Where a tenant's events live: `hot` (DynamoDB: its TTL, and the days read from the table) and the S3
+    archive, which holds every event for `archive_days` (what is listed at all). Both on whole UTC days."""
+
+    hot: Retention = Retention()
+    archive_days: int = ARCHIVE_DAYS_DEFAULT
+
+    def hot_from(self, now_ms: int) -> int:
+        """Start (ms) of the oldest day read from DynamoDB; older visible days are read from the archive."""
+        return max(self.hot.visible_from(now_ms), self.visible_from(now_ms))
+
+    def visible_from(self, now_ms: int) -> int:
+        """Start (ms) of the oldest day listed at all (a decrease hides older days at once)."""
+        today = now_ms - now_ms % DAY_MS
+        return today - self.archive_days * DAY_MS
+
+    def archive_expires_at(self, created_ms: int) -> int:
+        """Epoch seconds after which the archive (and every count kept for it) drops the event's day."""
+        day = created_ms - created_ms % DAY_MS
+        return (day + DAY_MS + self.archive_days * DAY_MS) // 1000
+
+
 @dataclass(frozen=True)
 class Shards:
     write: int = 1  # shards new events go to
@@ -84,6 +111,7 @@ class Shards:
 @dataclass(frozen=True)
 class _Settings:
     retention: Retention
+    archive_days: int = ARCHIVE_DAYS_DEFAULT
     write_shards: int = 1
     previous_write_shards: int = 1
     write_shards_from: int = 0  # epoch ms from which `write_shards` applies (before: previous_write_shards)
@@ -135,6 +163,11 @@ class TenantSettingsStore:
     def retention(self, tenant_id: str) -> Retention:
         """The tenant's retention policy (cached, see `_settings`)."""
         return self._settings(tenant_id).retention
+
+    def tiers(self, tenant_id: str) -> Tiers:
+        """The tenant's hot tier (its retention) and archive days (cached, see `_settings`)."""
+        found = self._settings(tenant_id)
+        return Tiers(hot=found.retention, archive_days=found.archive_days)
 
     def shards(self, tenant_id: str) -> Shards:
         """The tenant's write and read shard counts now (cached, see `_settings`)."""
@@ -196,6 +229,7 @@ def _from_item(item: dict[str, Any]) -> _Settings:
     history = tuple((int(e["M"]["from"]["N"]), int(e["M"]["days"]["N"])) for e in item.get("retention_history", {}).get("L", []))
     return _Settings(
         retention=Retention(days=number("retention_days", RETENTION_DAYS_DEFAULT), history=history),
+        archive_days=number("archive_days", ARCHIVE_DAYS_DEFAULT),
         write_shards=number("write_shards", 1),
         previous_write_shards=number("previous_write_shards", 1),
         write_shards_from=number("write_shards_from", 0),
