@@ -123,7 +123,7 @@ def test_deep_offsets_over_days_read_only_inside_one_minute(aws):
                 assert [e.event_id for e in page.events] == expected[offset : offset + limit]
                 # And it read about one page of events, never the skipped ones, and (for a page of the default size)
                 # at most twice the items (events + counters) of the first page
-                assert client.events_read <= limit + 1 + 2 * counts.FANOUT, (offset, client.events_read)
+                assert client.events_read <= limit + 1 + 2 * counts.SPLIT, (offset, client.events_read)
                 if limit == 50:
                     assert client.items_read <= 2 * first_page, (offset, client.events_read, client.counters_read, first_page)
 
@@ -174,7 +174,7 @@ def test_pages_offsets_and_cursors_across_write_shards_are_exact_and_stable(aws,
             client.reset()
             page = store.page(flt, limit=20, offset=offset)
             assert page.total == len(expected) and [e.event_id for e in page.events] == expected[offset : offset + 20]
-            assert client.events_read <= 20 + 1 + 2 * counts.FANOUT + 4 * 2, (offset, client.events_read)
+            assert client.events_read <= 20 + 1 + 2 * counts.SPLIT + 4 * 2, (offset, client.events_read)
     # When the tenant is paged with next_token while new events keep arriving (on every shard)
     seen, token, arrived = [], None, []
     while True:
@@ -269,16 +269,14 @@ def test_tampered_or_foreign_cursors_are_refused(aws, headers):
 
 
 def _counter_expiries(aws, tenant):
-    """TTL of each day's count buckets (the hourly metrics buckets and the finest list buckets), by UTC day."""
+    """TTL of each day's counts (the hourly metrics buckets and the minute maps), by UTC day."""
     from maip_events.store import counts
 
     found = {}
-    for pk in (counts.metric_pk(tenant, "total"), counts.bucket_pk(tenant, counts.LEAF, "all")):
+    for pk in (counts.metric_pk(tenant, "total"), counts.minute_pk(tenant, False)):
         for item in aws.query(TableName=get_settings().counters_table, KeyConditionExpression="pk = :p",
                               ExpressionAttributeValues={":p": {"S": pk}})["Items"]:
-            sk = item["sk"]["S"]
-            day = sk[:10] if "#" in sk else datetime.fromtimestamp(counts.prefix_start(sk) / 1000, timezone.utc).strftime("%Y-%m-%d")
-            found.setdefault(day, set()).add(int(item["expires_at"]["N"]))
+            found.setdefault(item["sk"]["S"][:10], set()).add(int(item["expires_at"]["N"]))
     return {day: values.pop() for day, values in found.items() if len(values) == 1}
 
 
@@ -293,10 +291,11 @@ def test_retention_hides_old_days_and_events_and_counters_share_one_expiry(aws):
     # Then the 400-day-old event is neither counted nor listed, whether or not TTL has deleted it
     page = store.page(flt, limit=10)
     assert page.total == 3 and [e.event_id for e in page.events] == brute(old[1:], flt)
-    # And every event's TTL equals its day bucket's: end of its UTC day + 365 days
+    # And every counted event's TTL equals its day's counts: end of its UTC day + 365 days (the newest minute is
+    # not counted yet: it is counted from the events)
     stored = {e.event_id: e for e in store.iterate(EventFilter("r", time_from=NOW - timedelta(days=500)))}
     expiries = _counter_expiries(aws, "r")
-    for e in old[1:]:
+    for e in old[1:3]:
         day = e.created_at[:10]
         end_of_day = datetime.fromisoformat(day).replace(tzinfo=timezone.utc) + timedelta(days=1)
         assert stored[e.event_id].expires_at == expiries[day] == int((end_of_day + timedelta(days=365)).timestamp())
@@ -313,7 +312,7 @@ def test_retention_hides_old_days_and_events_and_counters_share_one_expiry(aws):
     settle()
     day = tomorrow.created_at[:10]
     fresh = next(e for e in store.iterate(flt) if e.event_id == tomorrow.event_id)
-    assert fresh.expires_at == _counter_expiries(aws, "r")[day] == int(
+    assert fresh.expires_at == int(
         (datetime.fromisoformat(day).replace(tzinfo=timezone.utc) + timedelta(days=31)).timestamp())
     # When that day's TTL has passed (moto never deletes: the horizon is computed)
     now[0] = NOW + timedelta(days=33)

@@ -55,8 +55,8 @@ def query(tenant_id: str, time_from: str | None, time_to: str | None, group_by: 
           store: MetricsStore | None = None) -> dict[str, Any]:
     start, end = aligned_window(time_from, time_to, interval)
     dimension = group_by or "total"
-    # Days past the tenant's retention are not counted, exactly as the list endpoint does not show them.
-    visible = datetime.fromtimestamp(TenantSettingsStore().retention(tenant_id).visible_from(int(utc_now().timestamp() * 1000)) / 1000,
+    # Days past the tenant's archive are not counted, exactly as the list endpoint does not show them.
+    visible = datetime.fromtimestamp(TenantSettingsStore().tiers(tenant_id).visible_from(int(utc_now().timestamp() * 1000)) / 1000,
                                      timezone.utc).strftime("%Y-%m-%dT%H")
     points: dict[str | None, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     first = max(start.strftime("%Y-%m-%dT%H"), visible)

@@ -1,66 +1,48 @@
-"""CountsTable: every count of events — list `total`, deep offsets and GET /v1/observability/metrics.
+"""CountsTable: every count of events (list `total`, deep offsets, GET /v1/observability/metrics), written once
+per closed block of time, never once per event.
 
-One stream aggregation (metrics/aggregate.py, `AggregateFunction`) keeps it; the write path writes no counter.
-Items (`pk`, `sk`), each with `n` (ADDed) and `expires_at` (the TTL of the newest event counted in it, so a
-bucket expires with its events):
+Events are immutable, so the count of a closed block of time never changes. The closer (metrics/aggregate.py,
+driven by the events stream) counts each closed UTC minute of a tenant from the events table, once, and writes:
 
-- list buckets: pk `<tenant>#n<L>#<dim>`, sk = the first L characters of the events' ULID. The ULID starts
-  with its millisecond time in base 32, so a prefix is an aligned time block: L = 3..9 are ~397 days, 12.4
-  days, 9.3 hours, 17.5 minutes, 33 s, 1 s and 32 ms, each holding 32 blocks of the next level. A window
-  is the sum of whole blocks (coarsest that fit, found top down) plus partial 32 ms edges counted from the
-  events; a deep offset descends block by block only while skipping inside the block would read more than a few events.
-- metrics buckets: pk `<tenant>#m#<dimension>`, sk `<YYYY-MM-DDTHH>#<value key>`, raw `value` kept as an
-  attribute (dimension = total | event_type | severity | agent_id).
-- marks: every list bucket the aggregation writes also gets `w<shard>` = the newest event id of its events
-  partition `<tenant>#<shard>` that has been counted in that group (never lowered), so a reader knows which
-  events a bucket's `n` already holds and counts the newer ones from the events themselves (read-your-writes
-  `total`, see EventStore.page).
-- checkpoints: pk `<events partition key>#cp#<group>`, sk `-`, `seq` = the last stream sequence number applied
-  for that events partition and group, `through` = the group's mark (a dimension: `all`, `t=<type>`, `a=<agent>`, `ta=<type>=<agent>`,
-  `s=<severity>`, `ts=<type>=<severity>`, `as=<severity>=<agent>`, `r=<resource>`);
-  written in the same transaction as the group's ADDs and conditioned on being below their first sequence
-  number, so a retried or replayed chunk adds nothing. Per group, so many agents in a batch never split the
-  tenant-wide buckets into many writes.
+- minute maps: pk `<tenant>#mc` (catalog dimensions: `all`, `t=<type>`, `s=<sev>`, `ts=<type>=<sev>`) and pk
+  `<tenant>#mx` (agent dimensions: `a=<agent key>`, `ta=<type>=<agent key>`, plus `v`, the raw agent ids), sk
+  `YYYY-MM-DDTHH:MM`; one attribute per dimension holding its count. One or two items a minute however many
+  events and dimensions: this is what makes counting cheap at low rates. Kept for the hot tier.
+- sub-minute maps of dense blocks (more than SPLIT events): pk `<tenant>#b<L>`, sk the first L characters of the
+  ISO time (18: ten seconds, 19: a second, 21: 100 ms, 22: 10 ms), every dimension; what deep offsets descend.
+- hour buckets, when an hour is closed: pk `<tenant>#h#<dimension>`, sk `YYYY-MM-DDTHH`, `n`; and the metrics
+  buckets pk `<tenant>#m#<total|event_type|severity|agent_id>`, sk `<hour>#<value key>`, `n`, `value`. Kept for
+  the archive tier, so totals stay exact for archived days. Written from the hour's minute maps, then
+- the hour's marker, sk `YYYY-MM-DDTHH:~` in both minute partitions (it sorts after the hour's minutes): every
+  hour up to a marker is in hour buckets.
 
-Key bytes are bounded: tenant ids (<= 128, no '#'), catalog event types and severities are plain; an agent id
-or resource id (up to 1,024 bytes of anything) only enters keys as a 128-bit SHA-256 prefix (`agent_key`).
+Every item is a pure function of the closed block's events: a repeated or concurrent closer writes the same
+items again (no transactions, no checkpoints). Items are written oldest first and the marker last, so a reader
+that finds the newest minute map (or marker) knows that everything before its end is counted ("the cursor"):
+a list counts only the newer events itself (read-your-writes, see EventStore.page). An event stored late into a
+closed minute (an emit slower than the grace) makes the closer count that minute (and hour) again.
+
+Dimension keys are bounded: tenant ids (<= 128, no '#'), catalog types and severities are plain; an agent id (up
+to 256 characters of anything) enters keys only as a 128-bit SHA-256 prefix (`agent_key`). Resource ids and
+agent+severity have no counts: such totals are counted from the events.
 """
 from __future__ import annotations
 
 import hashlib
-import random
-import time
+from collections import Counter, defaultdict
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Iterator
 
-from maip_events.ids import EVENT_PREFIX, ULID_ALPHABET, ulid_time
-
-LEVELS = (3, 4, 5, 6, 7, 8, 9)  # ULID prefix lengths kept, coarsest first
-LEAF = LEVELS[-1]
-RAW = 0  # a partial leaf block at a window edge, counted from the events themselves
-FANOUT = 32  # blocks of the next level in a block
-TRANSACTION_MAX_ITEMS = 100
-CHECKPOINT_TTL_SECONDS = 3 * 86400  # beyond the stream's 24 h: a replay can never bring older records
-_RETRYABLE = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
-
-
-def block_ms(level: int) -> int:
-    return 32 ** (10 - level)
-
-
-def prefix(ms: int, level: int) -> str:
-    return ulid_time(ms)[:level]
-
-
-def prefix_start(text: str) -> int:
-    ms = 0
-    for char in text.ljust(10, "0"):
-        ms = ms * 32 + ULID_ALPHABET.index(char)
-    return ms
-
-
-def event_prefix(event_id: str, level: int) -> str:
-    return event_id[len(EVENT_PREFIX):len(EVENT_PREFIX) + level]
+HOUR, MINUTE = 13, 16  # lengths of the ISO time prefixes that name an hour and a minute
+SUB_LEVELS = (18, 19, 21, 22)  # ten seconds, a second, 100 ms, 10 ms
+RAW = 0  # a partial block at a window edge, counted from the events themselves
+SPLIT = 64  # a closed block with more events than this also gets maps of its sub-blocks
+UNIT_MS = {HOUR: 3_600_000, MINUTE: 60_000, 18: 10_000, 19: 1_000, 21: 100, 22: 10}
+CHILD = {HOUR: MINUTE, MINUTE: 18, 18: 19, 19: 21, 21: 22}
+MARKER = ":~"  # sk suffix of an hour's marker (after "HH:59")
+MAP_MAX_BYTES = 300_000  # a minute map above this is split into chunks `<minute>#<k>` (DynamoDB items: 400 KB)
+RESERVED = {"pk", "sk", "n", "v", "expires_at"}
 
 
 def agent_key(agent_id: str) -> str:
@@ -68,385 +50,428 @@ def agent_key(agent_id: str) -> str:
     return hashlib.sha256(agent_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def dimensions(event_type: str, agent_id: str | None, resource_id: str | None = None, severity: str | None = None) -> list[str]:
-    """Every dimension an event is counted in: one per list filter (or pair) served from counts."""
-    dims = ["all", f"t={event_type}"]
+def dimensions(event_type: str, agent_id: str | None, severity: str) -> list[str]:
+    """Every dimension an event is counted in: one per list filter (or pair) that has counts."""
+    dims = ["all", f"t={event_type}", f"s={severity}", f"ts={event_type}={severity}"]
     if agent_id is not None:
         agent = agent_key(agent_id)
         dims += [f"a={agent}", f"ta={event_type}={agent}"]
-    if severity is not None:
-        dims += [f"s={severity}", f"ts={event_type}={severity}"]
-        if agent_id is not None:
-            dims.append(f"as={severity}={agent_key(agent_id)}")
-    if resource_id is not None:
-        dims.append(f"r={agent_key(resource_id)}")
     return dims
 
 
 def dimension(event_type: str | None, agent_id: str | None, resource_id: str | None = None,
               severity: str | None = None) -> str | None:
-    """The one dimension whose buckets count exactly the events matching all the given values (None: no such
-    dimension is kept, e.g. resource + type: such a count is read from the events)."""
-    given = tuple(name for name, value in (("t", event_type), ("a", agent_id), ("r", resource_id), ("s", severity))
-                  if value is not None)
-    agent = agent_key(agent_id) if agent_id is not None else ""
-    return {
-        (): "all",
-        ("t",): f"t={event_type}",
-        ("a",): f"a={agent}",
-        ("r",): f"r={agent_key(resource_id)}" if resource_id is not None else "",
-        ("s",): f"s={severity}",
-        ("t", "a"): f"ta={event_type}={agent}",
-        ("t", "s"): f"ts={event_type}={severity}",
-        ("a", "s"): f"as={severity}={agent}",
-    }.get(given)
+    """The one dimension whose counts are exactly the events matching all the given values (None: none is kept,
+    e.g. a resource, or an agent with a severity: such totals are counted from the events)."""
+    if resource_id is not None or (agent_id is not None and severity is not None):
+        return None
+    if agent_id is not None:
+        agent = agent_key(agent_id)
+        return f"ta={event_type}={agent}" if event_type is not None else f"a={agent}"
+    if event_type is not None:
+        return f"ts={event_type}={severity}" if severity is not None else f"t={event_type}"
+    return f"s={severity}" if severity is not None else "all"
 
 
-def bucket_pk(tenant_id: str, level: int, dim: str) -> str:
-    return f"{tenant_id}#n{level}#{dim}"  # tenant ids never contain '#': no key crosses tenants
+def is_agent_dimension(dim: str) -> bool:
+    return dim.startswith(("a=", "ta="))
 
 
-def is_list_bucket(pk: str) -> bool:
-    return pk.split("#", 2)[1][:1] == "n"
+# ---- time prefixes -------------------------------------------------------------------------------------------
+def iso(ms: int) -> str:
+    moment = datetime.fromtimestamp(ms / 1000, timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}"
 
 
-def mark_attribute(shard: int) -> str:
-    return f"w{shard}"  # the bucket's mark for events partition `<tenant>#<shard>`
+def prefix(ms: int, level: int) -> str:
+    return iso(ms)[:level]
 
 
-# ---- metrics buckets ---------------------------------------------------------------------------------------
+def floor(ms: int, level: int) -> int:
+    return ms - ms % UNIT_MS[level]
+
+
+def ceil(ms: int, level: int) -> int:
+    return -(-ms // UNIT_MS[level]) * UNIT_MS[level]
+
+
+def prefix_start(text: str) -> int:
+    """Start (ms) of the block an ISO time prefix names ("2026-11-23T07", "2026-11-23T07:36:5", ...)."""
+    full = text + "0000-01-01T00:00:00.000"[len(text):]
+    moment = datetime.strptime(full[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    return int(moment.timestamp()) * 1000 + int(full[20:23])
+
+
+def event_ms(event_id: str) -> int:
+    from maip_events.ids import EVENT_PREFIX, ULID_ALPHABET
+
+    ms = 0
+    for char in event_id[len(EVENT_PREFIX):len(EVENT_PREFIX) + 10]:
+        ms = ms * 32 + ULID_ALPHABET.index(char)
+    return ms
+
+
+def mark_of(cursor: int) -> str:
+    """The per-shard mark readers compare ids with: the largest id before `cursor` (ids above it are uncounted)."""
+    from maip_events.ids import highest_event_id_ms
+
+    return highest_event_id_ms(cursor - 1)
+
+
+def mark_end(mark: str) -> int:
+    """The cursor a mark stands for (inverse of `mark_of`)."""
+    return event_ms(mark) + 1
+
+
+# ---- keys ----------------------------------------------------------------------------------------------------
+def minute_pk(tenant_id: str, agents: bool) -> str:
+    return f"{tenant_id}#{'mx' if agents else 'mc'}"  # tenant ids never contain '#': no key crosses tenants
+
+
+def sub_pk(tenant_id: str, level: int) -> str:
+    return f"{tenant_id}#b{level}"
+
+
+def hour_pk(tenant_id: str, dim: str) -> str:
+    return f"{tenant_id}#h#{dim}"
+
+
 METRIC_DIMENSIONS = ("total", "event_type", "severity", "agent_id")
-
-
-def hour_of(created_at: str) -> str:
-    return created_at[:13]  # "2026-11-23T07" of "2026-11-23T07:36:56.123Z"
 
 
 def metric_pk(tenant_id: str, dimension_name: str) -> str:
     return f"{tenant_id}#m#{dimension_name}"
 
 
-def metric_values(event_type: str, severity: str, agent_id: str | None) -> list[tuple[str, str, str | None]]:
-    """(dimension, value key, raw value) of every metrics bucket an event feeds; '' / None = no value."""
-    return [("total", "", None), ("event_type", event_type, event_type), ("severity", severity, severity),
-            ("agent_id", agent_key(agent_id) if agent_id is not None else "", agent_id)]
+def hour_of(created_at: str) -> str:
+    return created_at[:HOUR]  # "2026-11-23T07" of "2026-11-23T07:36:56.123Z"
 
 
-# ---- aggregation (writes) ----------------------------------------------------------------------------------
-@dataclass
-class Update:
-    n: int
-    expires_at: int
-    value: str | None = None
+# ---- counting one block ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Counted:
+    """What a block of events adds to each dimension, and the raw agent ids behind the agent keys."""
+
+    counts: Counter
+    agents: dict[str, str]
+
+    @classmethod
+    def of(cls, events: Iterable[Any]) -> "Counted":
+        counts: Counter = Counter()
+        agents: dict[str, str] = {}
+        for event in events:
+            counts.update(dimensions(event.event_type, event.agent_id, event.severity))
+            if event.agent_id is not None:
+                agents[agent_key(event.agent_id)] = event.agent_id
+        return cls(counts, agents)
 
 
-def groups_of(event: Any) -> list[str]:
-    """The checkpoint groups an event is counted in: its dimensions (metrics buckets join the one they count)."""
-    return dimensions(event.event_type, event.agent_id, event.resource_id, event.severity)
+def _number(value: int) -> dict[str, str]:
+    return {"N": str(value)}
 
 
-def grouped_updates(event: Any) -> dict[str, dict[tuple[str, str], Update]]:
-    """The buckets one event feeds, by checkpoint group: its dimension (`all`, `t=..`, `a=..`, `ta=..`), the
-    metrics buckets joining the dimension they count. Groups are applied (and checkpointed) independently, so
-    a batch with many agents still writes each tenant-wide bucket once."""
-    expires = event.expires_at or 0
-    groups: dict[str, dict[tuple[str, str], Update]] = {}
-    for dim in groups_of(event):
-        groups[dim] = {(bucket_pk(event.tenant_id, level, dim), event_prefix(event.event_id, level)): Update(1, expires)
-                       for level in LEVELS}
-    hour = hour_of(event.created_at)
-    for name, key, raw in metric_values(event.event_type, event.severity, event.agent_id):
-        group = {"event_type": f"t={event.event_type}", "agent_id": f"a={key}" if key else "all"}.get(name, "all")
-        groups[group][(metric_pk(event.tenant_id, name), f"{hour}#{key}")] = Update(1, expires, raw)
-    return groups
+class CountWriter:
+    """Writes the items of closed blocks (see the module docstring); every write is an idempotent put."""
+
+    def __init__(self, client: Any, table: str, tenant_id: str):
+        self.client, self.table, self.tenant_id = client, table, tenant_id
+
+    def minute(self, start: int, events: list[Any], expires_at: int) -> None:
+        """The maps of one closed minute (and of its dense sub-blocks), sub-blocks first."""
+        self._sub_blocks(MINUTE, start, events, expires_at)
+        counted = Counted.of(events)
+        catalog = {d: n for d, n in counted.counts.items() if not is_agent_dimension(d)}
+        agents = {d: n for d, n in counted.counts.items() if is_agent_dimension(d)}
+        sk = prefix(start, MINUTE)
+        if agents:
+            for number, chunk in enumerate(_chunks(agents, counted.agents)):
+                item = self._map_item(minute_pk(self.tenant_id, True), sk if number == 0 else f"{sk}#{number}",
+                                      chunk[0], expires_at)
+                item["v"] = {"M": {k: {"S": v} for k, v in chunk[1].items()}}
+                self.client.put_item(TableName=self.table, Item=item)
+        item = self._map_item(minute_pk(self.tenant_id, False), sk, catalog, expires_at)
+        item["n"] = _number(len(events))
+        self.client.put_item(TableName=self.table, Item=item)  # last: the catalog map is the cursor
+
+    def _sub_blocks(self, level: int, start: int, events: list[Any], expires_at: int) -> None:
+        if len(events) <= SPLIT or level not in CHILD or CHILD[level] not in UNIT_MS:
+            return
+        child = CHILD[level]
+        groups: dict[int, list[Any]] = defaultdict(list)
+        for event in events:
+            groups[floor(event_ms(event.event_id), child)].append(event)
+        for child_start, members in sorted(groups.items()):
+            self._sub_blocks(child, child_start, members, expires_at)
+            item = self._map_item(sub_pk(self.tenant_id, child), prefix(child_start, child), Counted.of(members).counts,
+                                  expires_at)
+            item["n"] = _number(len(members))
+            self.client.put_item(TableName=self.table, Item=item)
+
+    def _map_item(self, pk: str, sk: str, counts: dict[str, int], expires_at: int) -> dict[str, Any]:
+        item: dict[str, Any] = {"pk": {"S": pk}, "sk": {"S": sk}, "expires_at": _number(expires_at)}
+        item.update({dim: _number(n) for dim, n in counts.items()})
+        return item
+
+    def hour(self, start: int, expires_at: int) -> None:
+        """Closes an hour: its buckets (per dimension, and for metrics) summed from its minute maps, then its markers."""
+        total: Counter = Counter()
+        agents: dict[str, str] = {}
+        reader = CountReader(self.client, self.table, self.tenant_id, "all", lambda low, high: 0)
+        for kind in (False, True):
+            for item in reader.minute_items(kind, start, start + UNIT_MS[HOUR]):
+                total.update({k: int(v["N"]) for k, v in item.items() if k not in RESERVED})
+                agents.update({k: v["S"] for k, v in item.get("v", {}).get("M", {}).items()})
+        if not total:
+            return  # an hour without events has nothing to close
+        hour = prefix(start, HOUR)
+        items = [{"pk": {"S": hour_pk(self.tenant_id, dim)}, "sk": {"S": hour}, "n": _number(n),
+                  "expires_at": _number(expires_at)} for dim, n in total.items() if n]
+        metrics = {("total", ""): (total["all"], None)}
+        for dim, n in total.items():
+            kind, _, value = dim.partition("=")
+            if kind == "t":
+                metrics[("event_type", value)] = (n, value)
+            elif kind == "s":
+                metrics[("severity", value)] = (n, value)
+            elif kind == "a":
+                metrics[("agent_id", value)] = (n, agents.get(value))
+        without_agent = total["all"] - sum(n for d, n in total.items() if d.startswith("a="))
+        if without_agent:
+            metrics[("agent_id", "")] = (without_agent, None)
+        for (name, key), (n, raw) in metrics.items():
+            if n:
+                item = {"pk": {"S": metric_pk(self.tenant_id, name)}, "sk": {"S": f"{hour}#{key}"}, "n": _number(n),
+                        "expires_at": _number(expires_at)}
+                if raw is not None:
+                    item["value"] = {"S": raw}
+                items.append(item)
+        self._batch_put(items)
+        for kind in (True, False):  # markers last: the hour is then read from its buckets
+            self.client.put_item(TableName=self.table, Item={
+                "pk": {"S": minute_pk(self.tenant_id, kind)}, "sk": {"S": hour + MARKER}, "expires_at": _number(expires_at)})
+
+    def _batch_put(self, items: list[dict[str, Any]]) -> None:
+        import random
+        import time
+
+        for start in range(0, len(items), 25):
+            request = {self.table: [{"PutRequest": {"Item": item}} for item in items[start:start + 25]]}
+            for attempt in range(10):
+                request = self.client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+                if not request:
+                    break
+                time.sleep(random.uniform(0, min(0.02 * 2**attempt, 1.0)))
+            else:
+                raise RuntimeError("count buckets stayed unprocessed")
 
 
-def _merge(into: dict[tuple[str, str], Update], more: dict[tuple[str, str], Update]) -> None:
-    for key, update in more.items():
-        entry = into.get(key)
-        if entry is None:
-            into[key] = Update(update.n, update.expires_at, update.value)
-        else:
-            entry.n += update.n
-            entry.expires_at = max(entry.expires_at, update.expires_at)
+def _chunks(agents: dict[str, int], raw: dict[str, str]) -> Iterator[tuple[dict[str, int], dict[str, str]]]:
+    """Agent dimensions split into items below MAP_MAX_BYTES (each with the raw ids of its agent keys)."""
+    chunk: dict[str, int] = {}
+    names: dict[str, str] = {}
+    size = 0
+    for dim, n in sorted(agents.items()):
+        key = dim.rsplit("=", 1)[1]
+        grow = len(dim) + 12 + (len(key) + len(raw.get(key, "")) * 4 if key not in names else 0)
+        if chunk and size + grow > MAP_MAX_BYTES:
+            yield chunk, names
+            chunk, names, size = {}, {}, 0
+        chunk[dim] = n
+        if key in raw:
+            names[key] = raw[key]
+        size += grow
+    if chunk:
+        yield chunk, names
 
 
-def bucket_updates(events: Iterable[Any]) -> dict[tuple[str, str], Update]:
-    """StoredEvents -> one coalesced ADD per distinct bucket: {(pk, sk): Update}."""
-    found: dict[tuple[str, str], Update] = {}
-    for event in events:
-        for updates in grouped_updates(event).values():
-            _merge(found, updates)
-    return found
-
-
-def _seq(sequence_number: str) -> str:
-    return sequence_number.zfill(40)  # stream sequence numbers are 21-40 digits: padded, text order = number order
-
-
-@dataclass
-class _Unit:
-    """Consecutive records of one checkpoint group whose coalesced ADDs fit one transaction with the checkpoint."""
-
-    group: str
-    records: list[tuple[str, dict[tuple[str, str], Update]]]  # (sequence number, the record's updates in this group)
-    through: str = ""  # the group's mark once this unit is counted: the newest event id of it and all before
-
-    def updates(self) -> dict[tuple[str, str], Update]:
-        found: dict[tuple[str, str], Update] = {}
-        for _, updates in self.records:
-            _merge(found, updates)
-        return found
-
-
-class CountStore:
-    def __init__(self, client: Any = None, table: str | None = None):
-        from maip_events import aws
-        from maip_events.settings import get_settings
-
-        self.client = client or aws.dynamodb()
-        self.table = table or get_settings().counters_table
-
-    def apply(self, partition: str, records: list[tuple[str, Any]], marks: dict[tuple[str, str], str] | None = None) -> None:
-        """Counts `records` ((sequence number, StoredEvent) of one events partition, in stream order) exactly once.
-
-        Per checkpoint group, consecutive records are coalesced into units of <= 99 ADDs + the group's checkpoint;
-        units of different groups share transactions (<= 100 items), never two of one group. `marks`: the
-        groups' current marks when the caller read them already (for every partition of a batch at once)."""
-        by_group: dict[str, list[tuple[str, dict[tuple[str, str], Update], str]]] = {}
-        for seq, event in records:
-            for group, updates in grouped_updates(event).items():
-                by_group.setdefault(group, []).append((seq, updates, event.event_id))
-        if marks is None:
-            marks = self.marks([(partition, group) for group in by_group])
-        units: list[_Unit] = []
-        for group, rows in by_group.items():
-            through = marks.get((partition, group), "")
-            unit, keys = _Unit(group, [], through), set()
-            for seq, updates, event_id in rows:
-                if unit.records and len(keys | set(updates)) + 1 > TRANSACTION_MAX_ITEMS:
-                    units.append(unit)
-                    unit, keys = _Unit(group, [], through), set()
-                unit.records.append((seq, updates))
-                keys |= set(updates)
-                # A mark only grows: an event written late with an older id must not lower it (a reader would
-                # then count the newer, already counted events twice).
-                through = unit.through = max(through, event_id)
-            units.append(unit)
-        while units:
-            batch, groups, size, rest = [], set(), 0, []
-            for unit in units:
-                needed = len(unit.updates()) + 1
-                if unit.group in groups or size + needed > TRANSACTION_MAX_ITEMS:
-                    rest.append(unit)
-                    groups.add(unit.group)  # a group's units stay in stream order: none may overtake this one
-                else:
-                    batch.append(unit)
-                    groups.add(unit.group)
-                    size += needed
-            self._apply_units(partition, batch)
-            units = rest
-
-    def marks(self, groups: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
-        """The current mark of each (events partition, group), 100 per request (consistent reads: the stream hands
-        one partition's records to one invocation at a time, so nothing moves them meanwhile)."""
-        keys = sorted(set(groups))
-        found: dict[tuple[str, str], str] = {}
-        for start in range(0, len(keys), 100):
-            request = {self.table: {"Keys": [{"pk": {"S": f"{p}#cp#{g}"}, "sk": {"S": "-"}} for p, g in keys[start:start + 100]],
-                                    "ConsistentRead": True, "ProjectionExpression": "pk, through"}}
-            while request:
-                response = self.client.batch_get_item(RequestItems=request)
-                for item in response["Responses"].get(self.table, []):
-                    if "through" in item:
-                        partition, group = item["pk"]["S"].rsplit("#cp#", 1)
-                        found[(partition, group)] = item["through"]["S"]
-                request = response.get("UnprocessedKeys") or None
-        return found
-
-    def checkpoint(self, partition: str, group: str) -> str | None:
-        item = self.client.get_item(TableName=self.table, Key={"pk": {"S": f"{partition}#cp#{group}"}, "sk": {"S": "-"}},
-                                    ConsistentRead=True).get("Item")
-        return item["seq"]["S"] if item else None
-
-    def _operations(self, partition: str, unit: _Unit) -> list[dict[str, Any]]:
-        ops: list[dict[str, Any]] = [{"Update": {
-            "TableName": self.table,
-            "Key": {"pk": {"S": f"{partition}#cp#{unit.group}"}, "sk": {"S": "-"}},
-            "UpdateExpression": "SET seq = :last, expires_at = :e, through = :t",
-            "ConditionExpression": "attribute_not_exists(seq) OR seq < :first",
-            "ExpressionAttributeValues": {":last": {"S": _seq(unit.records[-1][0])}, ":first": {"S": _seq(unit.records[0][0])},
-                                          ":e": {"N": str(int(time.time()) + CHECKPOINT_TTL_SECONDS)}, ":t": {"S": unit.through}},
-        }}]
-        mark = mark_attribute(int(partition.rsplit("#", 1)[1]))
-        for (pk, sk), update in sorted(unit.updates().items()):
-            values: dict[str, Any] = {":n": {"N": str(update.n)}, ":e": {"N": str(update.expires_at)}}
-            expression = "ADD n :n SET expires_at = :e"
-            if is_list_bucket(pk):
-                expression += f", {mark} = :t"
-                values[":t"] = {"S": unit.through}
-            if update.value is not None:
-                expression += ", #v = :v"
-                values[":v"] = {"S": update.value}
-            op: dict[str, Any] = {"TableName": self.table, "Key": {"pk": {"S": pk}, "sk": {"S": sk}},
-                                  "UpdateExpression": expression, "ExpressionAttributeValues": values}
-            if update.value is not None:
-                op["ExpressionAttributeNames"] = {"#v": "value"}  # VALUE is a reserved word
-            ops.append({"Update": op})
-        return ops
-
-    def _apply_units(self, partition: str, units: list[_Unit]) -> None:
-        attempt = 0
-        while units:
-            ops, owner = [], []
-            for unit in units:
-                mine = self._operations(partition, unit)
-                ops += mine
-                owner += [unit] * len(mine)
-            try:
-                self.client.transact_write_items(TransactItems=ops)
-                return
-            except self.client.exceptions.TransactionCanceledException as err:
-                reasons = [r.get("Code") for r in err.response.get("CancellationReasons", [])]
-                behind = {id(owner[i]) for i, code in enumerate(reasons) if code == "ConditionalCheckFailed"}
-                if behind:
-                    # Already applied (a retried or replayed batch): keep only the records past each checkpoint.
-                    kept = []
-                    for unit in units:
-                        if id(unit) in behind:
-                            done = self.checkpoint(partition, unit.group) or ""
-                            unit = _Unit(unit.group, [r for r in unit.records if _seq(r[0]) > done], unit.through)
-                        if unit.records:
-                            kept.append(unit)
-                    units = kept
-                    continue
-                if not set(reasons) & _RETRYABLE or attempt >= 9:
-                    raise
-            attempt += 1
-            time.sleep(random.uniform(0, min(0.02 * 2**attempt, 1.0)))  # another shard's batch on a shared bucket
-
-
-# ---- reads -------------------------------------------------------------------------------------------------
+# ---- reads ---------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Bucket:
-    level: int  # a LEVELS value, or RAW
+    level: int  # HOUR, MINUTE, a SUB_LEVELS value, or RAW
     start: int  # ms, inclusive
     end: int  # ms, exclusive
     count: int
 
 
 class CountReader:
-    """Reads one dimension's buckets; every request is a key-condition Query on one bucket partition."""
+    """Reads one dimension's counts: hour buckets, minute maps, sub-minute maps (key-condition Queries only)."""
 
     def __init__(self, client: Any, table: str, tenant_id: str, dim: str, count_raw: Callable[[int, int], int]):
         self.client, self.table, self.tenant_id, self.dim, self.count_raw = client, table, tenant_id, dim, count_raw
-        self.marks: dict[int, str] = {}  # shard -> the newest mark of the buckets read (see "marks" above)
-        self.unmarked = False  # a bucket read holds counts but no mark: written before marks existed
+        self.cursor: int | None = None  # everything before it is in the counts read (None: nothing read yet)
 
+    # -- the window's cover --------------------------------------------------------------------------------------
     def buckets(self, low: int, high: int | None, now: int | None = None) -> list[Bucket]:
-        """Non-empty buckets covering [low, high), newest first; their counts sum to the exact total.
-
-        Top down: the blocks meeting the window at the finest level where it spans at most FANOUT blocks (up
-        to `now` for an open window; a year is ~30 blocks of 12.4 days), then, only inside an edge block that
-        holds events, its children meeting the window, and so on; partial 32 ms edge blocks are counted from
-        the events. A window edge with no events near it costs no request (the retention horizon of an open
-        list, usually), so an open list costs one counts Query."""
+        """Non-empty buckets covering [low, min(high, cursor)), newest first; their counts sum to the exact number
+        of matching events there. Sets `cursor`: the newest events after it are not counted here (the caller
+        counts them from the events). An open window costs two requests: the minute maps since the newest closed
+        hour (which also give the cursor) and the dimension's hour buckets."""
+        end = high if high is not None else (now if now is not None else 2**47)
+        recent, frontier, cursor = self._recent(low, end)
+        self.cursor = cursor
+        stop = min(end, cursor)
         found: list[Bucket] = []
-        end = high if high is not None else now
-        first = LEVELS[0]
-        if end is not None:
-            first = next((level for level in reversed(LEVELS)
-                          if (end - 1) // block_ms(level) - low // block_ms(level) + 1 <= FANOUT), LEVELS[0])
-
-        def cover(level: int, start: int, end: int | None) -> None:
-            for block in self.run(level, start - start % block_ms(level), end):
-                if block.start >= start and (end is None or block.end <= end):
-                    found.append(block)
-                    continue
-                lo, hi = max(block.start, start), block.end if end is None else min(block.end, end)
-                if level == LEAF:
-                    n = self.count_raw(lo, hi)
-                    if n:
-                        found.append(Bucket(RAW, lo, hi, n))
-                else:
-                    cover(LEVELS[LEVELS.index(level) + 1], lo, hi)
-
-        cover(first, low, high)
+        # Closed hours [low, min(frontier, stop)): hour buckets; a partial hour from its minute maps (or raw).
+        closed_to = min(frontier, stop)
+        if low < closed_to:
+            first, last = floor(low, HOUR), ceil(closed_to, HOUR)
+            hours = {b.start: b for b in self._hours(first, last)}
+            for start in range(first, last, UNIT_MS[HOUR]):
+                lo, hi = max(low, start), min(closed_to, start + UNIT_MS[HOUR])
+                whole = hours.get(start)
+                if lo == start and hi == start + UNIT_MS[HOUR]:
+                    if whole is not None and whole.count:
+                        found.append(whole)
+                elif whole is not None:  # an hour without a bucket holds nothing of the dimension
+                    found += self._partial_hour(whole, lo, hi)
+        # The open region [max(low, frontier), stop): whole minutes from their maps (none: empty), edges raw.
+        lo = max(low, frontier)
+        if lo < stop:
+            found += self._within(lo, stop, [b for b in recent if b.start >= frontier])
         return sorted(found, key=lambda b: b.start, reverse=True)
 
-    def run(self, level: int, start: int, end: int | None, oldest_first: bool = True, page: int | None = None) -> Iterator[Bucket]:
-        """The non-empty blocks of `level` in [start, end), fetched `page` at a time, doubling (None = all at once)."""
-        length = block_ms(level)
+    def _partial_hour(self, hour: Bucket, low: int, high: int) -> list[Bucket]:
+        minutes = self._minutes(hour.start, hour.end)
+        if sum(b.count for b in minutes) != hour.count:  # its minute maps expired with the hot tier
+            return self._raw(low, high)
+        return self._within(low, high, minutes)
+
+    def _within(self, low: int, high: int, minutes: list[Bucket]) -> list[Bucket]:
+        """[low, high) where `minutes` are all the non-empty minutes: whole ones from them, partial ones raw."""
+        start, end = ceil(low, MINUTE), floor(high, MINUTE)
+        if start >= end:
+            return self._raw(low, high)
+        return [b for b in minutes if b.start >= start and b.end <= end and b.count] + self._raw(low, start) + self._raw(end, high)
+
+    def _raw(self, low: int, high: int) -> list[Bucket]:
+        if low >= high:
+            return []
+        n = self.count_raw(low, high)
+        return [Bucket(RAW, low, high, n)] if n else []
+
+    def _recent(self, low: int, end: int) -> tuple[list[Bucket], int, int]:
+        """Minute maps newest first from the hour of `end` back to the newest closed hour's marker (or past `low`):
+        (their buckets, the end of that closed hour, the cursor). Hours before the marker are in hour buckets."""
         args: dict[str, Any] = {
-            "TableName": self.table,
-            "ConsistentRead": True,
-            "ExpressionAttributeValues": {":p": {"S": bucket_pk(self.tenant_id, level, self.dim)}, ":lo": {"S": prefix(start, level)}},
-            "ScanIndexForward": oldest_first,
+            "TableName": self.table, "ConsistentRead": True, "ScanIndexForward": False, "Limit": 16,
+            "KeyConditionExpression": "pk = :p AND sk <= :hi",
+            "ExpressionAttributeValues": {":p": {"S": minute_pk(self.tenant_id, is_agent_dimension(self.dim))},
+                                          ":hi": {"S": prefix(end - 1, HOUR) + MARKER}},
+            "ProjectionExpression": "sk, #d", "ExpressionAttributeNames": {"#d": self.dim},
         }
-        if end is None:
-            args["KeyConditionExpression"] = "pk = :p AND sk >= :lo"
-        else:
-            args["KeyConditionExpression"] = "pk = :p AND sk BETWEEN :lo AND :hi"
-            args["ExpressionAttributeValues"][":hi"] = {"S": prefix(end - 1, level)}
-        if page:
-            args["Limit"] = page
-        while True:
+        counts: Counter = Counter()
+        frontier: int | None = None
+        cursor: int | None = None
+        while frontier is None:
             response = self.client.query(**args)
             for item in response.get("Items", []):
-                marked = False
-                for name, value in item.items():
-                    if name[0] == "w" and name[1:].isdigit():
-                        shard, marked = int(name[1:]), True
-                        self.marks[shard] = max(self.marks.get(shard, ""), value["S"])
-                n = int(item["n"]["N"])
-                self.unmarked = self.unmarked or (n > 0 and not marked)
-                if n:
-                    begin = prefix_start(item["sk"]["S"])
-                    yield Bucket(level, begin, begin + length, n)
-            if "LastEvaluatedKey" not in response:
-                return
-            args["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-            if page:
-                args["Limit"] = page = min(2 * page, 64)
+                sk = item["sk"]["S"]
+                if sk.endswith(MARKER):
+                    frontier = prefix_start(sk[:HOUR]) + UNIT_MS[HOUR]
+                    break
+                start = prefix_start(sk[:MINUTE])
+                if start + UNIT_MS[MINUTE] <= low:  # past the window: nothing older is needed
+                    frontier = start + UNIT_MS[MINUTE]
+                    break
+                cursor = cursor or start + UNIT_MS[MINUTE]
+                counts[start] += int(item.get(self.dim, {"N": "0"})["N"])
+            if frontier is None and "LastEvaluatedKey" not in response:
+                frontier = min(counts, default=low)  # nothing older is counted
+                break
+            args["ExclusiveStartKey"] = response.get("LastEvaluatedKey")
+            args["Limit"] = 64
+        recent = [Bucket(MINUTE, start, start + UNIT_MS[MINUTE], n) for start, n in counts.items()]
+        return recent, frontier, max(cursor or frontier, frontier)
+
+    def _hours(self, low: int, high: int) -> list[Bucket]:
+        """The dimension's hour buckets of [low, high) (both hour-aligned)."""
+        args: dict[str, Any] = {
+            "TableName": self.table, "ConsistentRead": True,
+            "KeyConditionExpression": "pk = :p AND sk BETWEEN :lo AND :hi",
+            "ExpressionAttributeValues": {":p": {"S": hour_pk(self.tenant_id, self.dim)}, ":lo": {"S": prefix(low, HOUR)},
+                                          ":hi": {"S": prefix(high - 1, HOUR)}},
+            "ProjectionExpression": "sk, n",
+        }
+        found = []
+        for item in _query(self.client, args):
+            start = prefix_start(item["sk"]["S"])
+            found.append(Bucket(HOUR, start, start + UNIT_MS[HOUR], int(item["n"]["N"])))
+        return found
+
+    def minute_items(self, agents: bool, low: int, high: int, projection: str | None = None) -> Iterator[dict[str, Any]]:
+        """The minute maps (chunks included, markers excluded) of [low, high), oldest first."""
+        args: dict[str, Any] = {
+            "TableName": self.table, "ConsistentRead": True,
+            "KeyConditionExpression": "pk = :p AND sk BETWEEN :lo AND :hi",
+            "ExpressionAttributeValues": {":p": {"S": minute_pk(self.tenant_id, agents)}, ":lo": {"S": prefix(low, MINUTE)},
+                                          ":hi": {"S": prefix(high - 1, MINUTE) + "#~"}},
+        }
+        if projection:
+            args["ProjectionExpression"] = projection
+            args["ExpressionAttributeNames"] = {"#d": self.dim}
+        for item in _query(self.client, args):
+            if not item["sk"]["S"].endswith(MARKER):
+                yield item
+
+    def _minutes(self, low: int, high: int) -> list[Bucket]:
+        counts: Counter = Counter()
+        for item in self.minute_items(is_agent_dimension(self.dim), low, high, "sk, #d"):
+            counts[prefix_start(item["sk"]["S"][:MINUTE])] += int(item.get(self.dim, {"N": "0"})["N"])
+        return [Bucket(MINUTE, s, s + UNIT_MS[MINUTE], n) for s, n in sorted(counts.items())]
+
+    def _children(self, bucket: Bucket) -> list[Bucket]:
+        """The counted sub-blocks of a bucket, oldest first ([] when it has none: too few events, or expired)."""
+        if bucket.level == HOUR:
+            return self._minutes(bucket.start, bucket.end)
+        level = CHILD.get(bucket.level)
+        if level is None or bucket.count <= SPLIT:
+            return []
+        args: dict[str, Any] = {
+            "TableName": self.table, "ConsistentRead": True,
+            "KeyConditionExpression": "pk = :p AND sk BETWEEN :lo AND :hi",
+            "ExpressionAttributeValues": {":p": {"S": sub_pk(self.tenant_id, level)}, ":lo": {"S": prefix(bucket.start, level)},
+                                          ":hi": {"S": prefix(bucket.end - 1, level)}},
+            "ProjectionExpression": "sk, #d", "ExpressionAttributeNames": {"#d": self.dim},
+        }
+        found = []
+        for item in _query(self.client, args):
+            start = prefix_start(item["sk"]["S"])
+            n = int(item.get(self.dim, {"N": "0"})["N"])
+            if n:
+                found.append(Bucket(level, start, start + UNIT_MS[level], n))
+        return found
 
     def counted_through(self, shards: Iterable[int]) -> dict[int, str] | None:
-        """Per shard, the newest event id the buckets read so far have counted ('' = none of that shard: no
-        bucket read holds any of its events); None when a bucket predates marks (nothing can be said)."""
-        if self.unmarked:
+        """Per shard, the largest event id the buckets read have counted everything up to (see `mark_of`)."""
+        if self.cursor is None:
             return None
-        return {shard: self.marks.get(shard, "") for shard in shards}
+        mark = mark_of(self.cursor)
+        return {shard: mark for shard in shards}
 
     def locate(self, buckets: list[Bucket], offset: int) -> tuple[Bucket, int] | None:
-        """The block holding the `offset`-th newest event and how many of its newer events precede it.
-
-        Descends into a block's children (read from the nearer end, a few at a time) only where that reads
-        fewer items than skipping events would: while the position is more than a few events from both ends
-        of a block that holds at least two events per child on average. So neither the children read nor the
-        events skipped grow with density; the skip is at most half a block of < 2 * FANOUT events, or half a
-        32 ms leaf block."""
+        """The block holding the `offset`-th newest event and how many of its newer events precede it: descends
+        into sub-blocks while the position is more than a few events from both ends of a block, so what is then
+        skipped over is at most half a block of <= SPLIT events (or half of a block whose maps have expired)."""
         for bucket in buckets:
             if offset < bucket.count:
                 break
             offset -= bucket.count
         else:
             return None
-        while bucket.level not in (RAW, LEAF) and bucket.count >= 2 * FANOUT and min(offset, bucket.count - 1 - offset) > 2:
-            from_oldest = offset > bucket.count - 1 - offset
-            rank = bucket.count - 1 - offset if from_oldest else offset
-            finer = LEVELS[LEVELS.index(bucket.level) + 1]
-            # About rank / (count / FANOUT) children come before the one holding the position: read that many first.
-            page = max(2, min(64, rank * FANOUT // bucket.count + 2))
-            for child in self.run(finer, bucket.start, bucket.end, oldest_first=from_oldest, page=page):
-                if rank < child.count:
-                    break
-                rank -= child.count
-            else:  # counts out of step with the events (a batch not yet counted): read from this block
+        while bucket.level != RAW and min(offset, bucket.count - 1 - offset) > 2:
+            children = self._children(bucket)
+            if sum(c.count for c in children) != bucket.count:  # none kept (or a partial hour): skip within it
                 return bucket, offset
-            bucket, offset = child, (child.count - 1 - rank if from_oldest else rank)
+            for child in reversed(children):  # newest first
+                if offset < child.count:
+                    break
+                offset -= child.count
+            bucket = child
         return bucket, offset
 
+    # -- metrics -------------------------------------------------------------------------------------------------
     def metric_counters(self, dimension_name: str, first_hour: str, last_hour: str) -> Iterator[tuple[str, str | None, int]]:
-        """(hour, raw value, count) of every metrics bucket of the dimension for hours in [first_hour, last_hour]."""
+        """(hour, raw value, count) of every closed hour's metrics bucket of the dimension in [first_hour, last_hour]."""
         args: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :p AND sk BETWEEN :lo AND :hi",
@@ -455,10 +480,49 @@ class CountReader:
             "ExpressionAttributeNames": {"#v": "value"},
             "ProjectionExpression": "sk, n, #v",
         }
-        while True:
-            response = self.client.query(**args)
-            for item in response.get("Items", []):
-                yield item["sk"]["S"].split("#", 1)[0], item.get("value", {}).get("S"), int(item["n"]["N"])
-            if "LastEvaluatedKey" not in response:
-                return
-            args["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        for item in _query(self.client, args):
+            yield item["sk"]["S"].split("#", 1)[0], item.get("value", {}).get("S"), int(item["n"]["N"])
+
+    def recent_maps(self, agents: bool, end: int) -> tuple[list[dict[str, Any]], int, int]:
+        """The minute maps (whole items) after the newest closed hour before `end`, the cursor, and the end of that
+        hour (0: none closed yet)."""
+        items: list[dict[str, Any]] = []
+        args: dict[str, Any] = {
+            "TableName": self.table, "ConsistentRead": True, "ScanIndexForward": False,
+            "KeyConditionExpression": "pk = :p AND sk <= :hi",
+            "ExpressionAttributeValues": {":p": {"S": minute_pk(self.tenant_id, agents)}, ":hi": {"S": prefix(end - 1, HOUR) + MARKER}},
+        }
+        cursor = 0
+        for item in _query(self.client, args):
+            sk = item["sk"]["S"]
+            if sk.endswith(MARKER):
+                frontier = prefix_start(sk[:HOUR]) + UNIT_MS[HOUR]
+                return items, max(cursor, frontier), frontier
+            cursor = cursor or prefix_start(sk[:MINUTE]) + UNIT_MS[MINUTE]
+            items.append(item)
+        return items, cursor, 0
+
+
+def _query(client: Any, args: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    while True:
+        response = client.query(**args)
+        yield from response.get("Items", [])
+        if "LastEvaluatedKey" not in response:
+            return
+        args["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def cursor_of(client: Any, table: str, tenant_id: str) -> tuple[int | None, int | None]:
+    """(cursor, end of the newest closed hour) of a tenant from its newest catalog minute map or marker."""
+    response = client.query(TableName=table, ConsistentRead=True, ScanIndexForward=False, Limit=1,
+                            KeyConditionExpression="pk = :p", ProjectionExpression="sk",
+                            ExpressionAttributeValues={":p": {"S": minute_pk(tenant_id, False)}})
+    items = response.get("Items", [])
+    if not items:
+        return None, None
+    sk = items[0]["sk"]["S"]
+    if sk.endswith(MARKER):
+        end = prefix_start(sk[:HOUR]) + UNIT_MS[HOUR]
+        return end, end
+    start = prefix_start(sk[:MINUTE])
+    return start + UNIT_MS[MINUTE], floor(start, HOUR)

@@ -42,7 +42,7 @@ logger = Logger(service="maip-events")
 TRANSACTION_MAX_ITEMS = 100
 # Per shard, at most this many events a total counts from the events because the aggregation has not counted them
 # yet (its lag: ~1-2 s of writes); beyond it (the aggregation stalled) the total trails the writes meanwhile.
-UNCOUNTED_MAX = 2000
+UNCOUNTED_MAX = 20_000
 BATCH_WRITE_MAX_ITEMS = 25  # BatchWriteItem's limit
 _RETRYABLE = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
 
@@ -117,30 +117,23 @@ def event_key(tenant_id: str, shard: int, event_id: str) -> dict[str, Any]:
     return {"pk": {"S": partition_key(tenant_id, shard)}, "event_id": {"S": event_id}}
 
 
-# Indexes, most specific first: (name, partition-key attribute, the conditions its key fixes). Each serves the
-# equality filter on exactly those fields, and a count dimension (store/counts.py) counts the same events.
+# Indexes (README "Listing at scale"): (name, partition-key attribute, the condition its key fixes). Each copy of
+# an event in an index is one more write unit, so only the contract's filters have one, agent and type, plus
+# warn/error severities (sparse: info events, most of them, are not copied). Other conditions are a
+# FilterExpression on the chosen index or on the table; their totals come from counts where a dimension exists.
 INDEXES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("by_type_agent", "type_agent_pk", ("type", "agent")),
-    ("by_agent_severity", "agent_severity_pk", ("agent", "severity")),
-    ("by_type_severity", "type_severity_pk", ("type", "severity")),
-    ("by_resource", "resource_pk", ("resource",)),
     ("by_agent", "agent_pk", ("agent",)),
     ("by_type", "type_pk", ("type",)),
     ("by_severity", "severity_pk", ("severity",)),
 )
+SPARSE_SEVERITIES = frozenset({"warn", "error"})  # the only severities by_severity holds
 MAX_INDEX_FANOUT = 8  # at most this many index partitions (per shard) merged for one value set; else filtered
 
 
 def index_key(prefix: str, index: str, values: dict[str, str]) -> str:
     """The partition-key value of `index` for these values (tenant ids, types and severities hold no '#'; an
-    agent or resource id, which may, always comes last, so no two value tuples share a key)."""
-    if index == "by_type_agent":
-        return f"{prefix}#{values['type']}#{values['agent']}"
-    if index == "by_agent_severity":
-        return f"{prefix}#{values['severity']}#{values['agent']}"
-    if index == "by_type_severity":
-        return f"{prefix}#{values['type']}#{values['severity']}"
-    name = {"by_resource": "resource", "by_agent": "agent", "by_type": "type", "by_severity": "severity"}[index]
+    agent id, which may, comes last, so no two values share a key)."""
+    name = {"by_agent": "agent", "by_type": "type", "by_severity": "severity"}[index]
     return f"{prefix}#{values[name]}"
 
 
@@ -183,6 +176,8 @@ def plan_for(flt: EventFilter, shards: int) -> Plan:
     best_rank: tuple[int, int] | None = None
     for index in INDEXES:
         if not all(field in conditions for field in index[2]):
+            continue
+        if index[0] == "by_severity" and not set(conditions["severity"]) <= SPARSE_SEVERITIES:
             continue
         fanout = 1
         for field in index[2]:
@@ -247,17 +242,14 @@ def to_item(event: StoredEvent) -> dict[str, Any]:
         "created_at": {"S": event.created_at},
         "payload": {"S": event.payload_json},
         "type_pk": {"S": f"{prefix}#{event.event_type}"},
-        "severity_pk": {"S": f"{prefix}#{event.severity}"},
-        "type_severity_pk": {"S": f"{prefix}#{event.event_type}#{event.severity}"},
     }
+    if event.severity in SPARSE_SEVERITIES:
+        item["severity_pk"] = {"S": f"{prefix}#{event.severity}"}
     if event.agent_id is not None:
         item["agent_id"] = {"S": event.agent_id}
         item["agent_pk"] = {"S": f"{prefix}#{event.agent_id}"}
-        item["type_agent_pk"] = {"S": f"{prefix}#{event.event_type}#{event.agent_id}"}
-        item["agent_severity_pk"] = {"S": f"{prefix}#{event.severity}#{event.agent_id}"}
     if event.resource_id is not None:
         item["resource_id"] = {"S": event.resource_id}
-        item["resource_pk"] = {"S": f"{prefix}#{event.resource_id}"}
     if event.expires_at is not None:
         item["expires_at"] = {"N": str(event.expires_at)}
     return item
@@ -535,15 +527,19 @@ class EventStore:
                 if ":high" in bounds and bounds[":low"]["S"] > bounds[":high"]["S"]:
                     continue
                 args["Limit"] = UNCOUNTED_MAX
+            scanned = 0
             while True:
                 response = self.client.query(**args)
                 total += response["Count"]
+                scanned += response.get("ScannedCount", response["Count"])
                 if "LastEvaluatedKey" not in response:
                     break
                 if above is not None:
-                    logger.warning("count aggregation behind: total trails the writes",
-                                   extra={"uncounted_over": UNCOUNTED_MAX, "partition": part[2]})
-                    break
+                    if scanned >= UNCOUNTED_MAX:
+                        logger.warning("count aggregation behind: total trails the writes",
+                                       extra={"uncounted_over": UNCOUNTED_MAX, "partition": part[2]})
+                        break
+                    args["Limit"] = UNCOUNTED_MAX - scanned
                 args["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         return total
 
@@ -694,7 +690,7 @@ class EventStore:
         if not lagging:
             return self._at_offset(flt, reader, counted.buckets, low, high, offset, limit)
         oldest = min(lagging)
-        cut = max(low, counts.prefix_start(counts.event_prefix(oldest, 10))) if oldest else low
+        cut = max(low, counts.mark_end(oldest)) if oldest else low
         # Every event of [cut, high), counted or not (bounded like the uncounted ones: UNCOUNTED_MAX a shard).
         zone = self._count_range(flt, cut, high, above={shard: "" for shard in self._plan(flt).shards()})
         if offset < zone:
