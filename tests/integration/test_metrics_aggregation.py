@@ -137,30 +137,35 @@ def test_retries_replays_and_overlapping_deliveries_in_any_order_count_each_reco
     assert listed_total(headers, agent_id="a2", event_type="agent.registered", **window) == 12
 
 
-def test_a_failed_chunk_is_retried_from_its_first_uncounted_record_without_double_counting(aws, monkeypatch):
-    from maip_events.store.counts import CountStore
+def test_a_failed_tenant_is_retried_from_its_first_record_without_double_counting(aws):
+    from maip_events import aws as clients
 
-    # Given a batch of two tenants' events where counting t2 fails once (e.g. throttled)
+    # Given a batch of two tenants' events where writing t2's counts fails once (DynamoDB throttles it)
     events = make_events("t1", MIX * 4) + make_events("t2", MIX * 4)
     batch = stream_batch(events, 7000)
-    original, calls = CountStore.apply, []
+    failed = []
 
-    def flaky(self, partition, records, marks=None):
-        calls.append(partition)
-        if partition.startswith("t2#") and calls.count(partition) == 1:
-            raise RuntimeError("throttled")
-        return original(self, partition, records, marks)
+    def throttle(params, **kwargs):
+        if params.get("Item", {}).get("pk", {}).get("S", "").startswith("t2#") and not failed:
+            failed.append(params["Item"]["pk"]["S"])
+            raise clients.dynamodb().exceptions.ProvisionedThroughputExceededException(
+                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "throttled"}}, "PutItem")
 
-    monkeypatch.setattr(CountStore, "apply", flaky)
-    # When Lambda gets the failure and retries from the reported record (the whole batch from there)
-    failures = aggregate(batch, Ctx())["batchItemFailures"]
-    assert failures == [{"itemIdentifier": "7020"}]
-    retry = {"Records": [r for r in batch["Records"] if int(r["dynamodb"]["SequenceNumber"]) >= 7020]}
-    assert aggregate(retry, Ctx()) == {"batchItemFailures": []}
-    assert aggregate(batch, Ctx()) == {"batchItemFailures": []}  # and a full replay on top
-    # Then each tenant counts exactly its 20 events
+    clients.dynamodb().meta.events.register("provide-client-params.dynamodb.PutItem", throttle)
+    try:
+        # When Lambda gets the failure and retries from the reported record (the whole batch from there)
+        failures = aggregate(batch, Ctx())["batchItemFailures"]
+        assert failed and failures == [{"itemIdentifier": "7020"}]
+        retry = {"Records": [r for r in batch["Records"] if int(r["dynamodb"]["SequenceNumber"]) >= 7020]}
+        assert aggregate(retry, Ctx()) == {"batchItemFailures": []}
+        assert aggregate(batch, Ctx()) == {"batchItemFailures": []}  # and a full replay on top
+    finally:
+        clients.dynamodb().meta.events.unregister("provide-client-params.dynamodb.PutItem", throttle)
+    # Then each tenant counts exactly its 20 events, in the list and in the metrics
     for tenant in ("t1", "t2"):
-        assert listed_total(key_headers(tenant, ["events:read"]), **{"from": "2026-11-23T07:00:00Z"}) == 20
+        headers = key_headers(tenant, ["events:read", "metrics:read"])
+        window = {"from": "2026-11-23T07:00:00Z", "to": "2026-11-23T08:59:59.999Z"}
+        assert listed_total(headers, **window) == metrics(headers, **window)["total"] == 20
 
 
 def test_totals_are_exact_under_concurrent_emitters(aws):

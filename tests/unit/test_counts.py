@@ -1,4 +1,4 @@
-"""Bucket arithmetic of the count buckets and the retention policy (no AWS)."""
+"""Block arithmetic and item shapes of the counts (no AWS), and the retention policy."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -6,61 +6,83 @@ from datetime import datetime, timedelta, timezone
 from maip_events.events import build_event
 from maip_events.models.events import EmitEventRequest
 from maip_events.store import counts
-from maip_events.store.counts import LEVELS, block_ms
 from maip_events.store.tenants import Retention
 
 DAY_MS = 86_400_000
-BASE = 1_795_000_000_000  # a fixed moment in 2026
+BASE = 1_795_000_000_123  # a fixed moment in 2026
 
 
-def test_prefixes_are_the_event_ids_own_and_sort_like_time():
-    # Given events one block apart at every level
-    for level in LEVELS:
-        moments = [BASE + i * block_ms(level) for i in range(-3, 4)]
+class Recorder:
+    """A stand-in DynamoDB client that keeps what is put (CountWriter only puts)."""
+
+    def __init__(self):
+        self.items = []
+
+    def put_item(self, TableName, Item):
+        self.items.append(Item)
+
+
+def test_prefixes_name_aligned_blocks_and_sort_like_time():
+    for level in (counts.HOUR, counts.MINUTE, *counts.SUB_LEVELS):
+        moments = [BASE + i * counts.UNIT_MS[level] for i in range(-3, 4)]
         labels = [counts.prefix(ms, level) for ms in moments]
-        # Then lexical order is time order, a prefix maps back to its block start, and it is the event id's own prefix
+        # Then lexical order is time order and a prefix maps back to its block start
         assert labels == sorted(labels)
-        assert counts.prefix_start(labels[3]) == (BASE // block_ms(level)) * block_ms(level)
-        event = build_event("t", EmitEventRequest(event_type="agent.registered"), datetime.fromtimestamp(moments[3] / 1000, timezone.utc))
-        assert counts.event_prefix(event.event_id, level) == labels[3]
+        assert counts.prefix_start(labels[3]) == counts.floor(BASE, level) == BASE - BASE % counts.UNIT_MS[level]
+    # And an hour's marker sorts after its last minute and before the next hour
+    hour = counts.prefix(BASE, counts.HOUR)
+    assert f"{hour}:59#3" < hour + counts.MARKER < counts.prefix(counts.floor(BASE, counts.HOUR) + 3_600_000, counts.MINUTE)
+
+
+def test_an_event_id_gives_its_millisecond_and_marks_invert():
+    event = build_event("t", EmitEventRequest(event_type="agent.registered"), datetime.fromtimestamp(BASE / 1000, timezone.utc))
+    assert counts.event_ms(event.event_id) == BASE
+    assert counts.mark_end(counts.mark_of(BASE)) == BASE and counts.mark_of(BASE) < counts.mark_of(BASE + 1)
 
 
 HOSTILE = ["\U0001F600" * 256, "a#b#c", "a/b=c", "\x00\x01\n\t#", "=" * 256, "ta=agent.registered=x"]
 
 
-def test_every_key_is_bounded_whatever_the_agent_id():
-    # Given events whose agent ids are maximal or hostile (1,024 bytes of emoji, '#', '/', '=', controls)
-    events = [build_event("t" * 128, EmitEventRequest(event_type="agent.registered", agent_id=a)) for a in HOSTILE]
-    # When their bucket updates are computed
-    updates = counts.bucket_updates(events)
-    # Then every key is short, printable ASCII, and distinct agents never share a bucket
-    for pk, sk in updates:
-        assert len(pk.encode()) <= 128 + 80 and len(sk.encode()) <= 64 and (pk + sk).isascii() and (pk + sk).isprintable()
-    agent_buckets = {pk for pk, _ in updates if "#a=" in pk}
-    assert len(agent_buckets) == len(HOSTILE) * len(LEVELS)
-    # And the raw agent id is kept as the metrics bucket's value
-    assert {u.value for (pk, _), u in updates.items() if pk.endswith("#m#agent_id")} == set(HOSTILE)
+def test_every_dimension_is_bounded_and_distinct_whatever_the_agent_id():
+    dims = {d for a in HOSTILE for d in counts.dimensions("agent.registered", a, "info")}
+    agent_dims = {d for d in dims if counts.is_agent_dimension(d)}
+    assert len(agent_dims) == 2 * len(HOSTILE)
+    assert all(len(d) <= 80 and d.isascii() and d.isprintable() for d in dims)
 
 
-def test_dimensions_map_each_filter_to_one_bucket_the_event_feeds():
-    # Given an event with an agent; Then every filter that matches it names one of its dimensions
-    dims = counts.dimensions("agent.registered", "a#1")
+def test_each_filter_with_counts_names_one_dimension_the_event_feeds():
+    dims = counts.dimensions("agent.registered", "a#1", "warn")
     for agent in (None, "a#1"):
         for event_type in (None, "agent.registered"):
             assert counts.dimension(event_type, agent) in dims
-    # And an event without an agent only feeds the tenant and type dimensions
-    assert counts.dimensions("agent.registered", None) == ["all", "t=agent.registered"]
+        assert counts.dimension(None, None, severity="warn") in dims
+    assert counts.dimension("agent.registered", None, severity="warn") in dims
+    # And resources, or an agent with a severity, are counted from the events
+    assert counts.dimension(None, None, resource_id="r") is None and counts.dimension(None, "a", severity="warn") is None
+    assert counts.dimensions("agent.registered", None, "info") == ["all", "t=agent.registered", "s=info", "ts=agent.registered=info"]
 
 
-def test_a_batch_is_coalesced_to_one_update_per_bucket():
-    # Given 100 events of one agent within 30 ms
-    start = datetime.fromtimestamp((BASE - BASE % 32) / 1000, timezone.utc)
-    events = [build_event("t", EmitEventRequest(event_type="agent.registered", agent_id="a", severity="warn"),
-                          start + timedelta(microseconds=300 * i)) for i in range(100)]
-    # When their updates are computed; Then each bucket gets one ADD of 100: 7 levels x 7 dimensions (all, type,
-    # agent, severity and the three pairs) + 4 metrics
-    found = counts.bucket_updates(events)
-    assert len(found) == len(LEVELS) * 7 + 4 and {u.n for u in found.values()} == {100}
+def test_a_minute_is_one_catalog_map_one_agent_map_and_maps_of_its_dense_blocks():
+    # Given 100 events of two agents inside one second
+    start = counts.floor(BASE, counts.MINUTE)
+    events = [build_event("t", EmitEventRequest(event_type="agent.registered", agent_id=f"a{i % 2}", severity="warn"),
+                          datetime.fromtimestamp((start + 7 * i) / 1000, timezone.utc)) for i in range(100)]
+    client = Recorder()
+    # When the minute is written
+    counts.CountWriter(client, "counts", "t").minute(start, events, 123)
+    by_pk = {}
+    for item in client.items:
+        by_pk.setdefault(item["pk"]["S"], []).append(item)
+    # Then the catalog map, written last, counts all, type, severity and the pair; the agent map each agent
+    assert client.items[-1]["pk"]["S"] == "t#mc"
+    catalog = by_pk["t#mc"][0]
+    assert catalog["all"]["N"] == catalog["t=agent.registered"]["N"] == catalog["ts=agent.registered=warn"]["N"] == "100"
+    agents = by_pk["t#mx"][0]
+    assert {agents[f"a={counts.agent_key(a)}"]["N"] for a in ("a0", "a1")} == {"50"}
+    assert {v["S"] for v in agents["v"]["M"].values()} == {"a0", "a1"}
+    # And the dense blocks (more than SPLIT events: the minute, its ten seconds, its seconds) have sub-block maps
+    assert sum(int(i["n"]["N"]) for i in by_pk["t#b18"]) == 100 and len(by_pk["t#b19"]) == 1
+    assert all(i["expires_at"]["N"] == "123" for i in client.items)
 
 
 def test_retention_expiry_is_whole_days_and_visibility_follows_the_current_setting():

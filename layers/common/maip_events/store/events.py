@@ -634,15 +634,13 @@ class EventStore:
         return Counted(buckets, marks, cached=False)
 
     def _not_yet_counted(self, flt: EventFilter, marks: dict[int, str] | None, buckets: list[counts.Bucket], low: int,
-                         high: int | None, seen: list[ListedEvent] | None, complete: bool,
-                         may_query: bool = True) -> dict[int, int] | None:
+                         high: int | None, seen: list[ListedEvent] | None, complete: bool) -> dict[int, int]:
         """Matching events of [low, high) that the buckets do not hold yet: ids above their shard's mark (what the
         aggregation has counted), outside the partial edges the buckets already counted from the events. Taken
         from the items a first page read newest first (`seen`, all of them if `complete`) where they reach down
-        to the shard's mark, else counted with COUNT queries above the marks: those cover the last seconds of
-        writes (the aggregation's lag), so they stay small while the aggregation keeps up (UNCOUNTED_MAX bounds
-        them when it does not). Buckets from before marks existed (`marks` None) add nothing here. Per shard;
-        None: it would take COUNT queries and `may_query` is false."""
+        to the shard's mark, else counted with COUNT queries above the marks: those cover the newest minute or so
+        (minutes are counted once closed), so they stay small while the aggregation keeps up (UNCOUNTED_MAX
+        bounds them when it does not). Per shard."""
         if marks is None:
             return {}
         for bucket in buckets:
@@ -673,8 +671,6 @@ class EventStore:
             done = unseen if complete else reached
             found = {int(shard): n for shard, n in above.items() if shard in done}
             unseen = unseen - done
-        if unseen and not may_query:
-            return None
         for shard in unseen:
             found[int(shard)] = self._count_range(flt, low, high, above={int(shard): marks[int(shard)]})
         return found
@@ -740,12 +736,7 @@ class EventStore:
         events, has_more, peeked = _take(items, limit)
         if counted is not None and uncounted is None:  # read-your-writes: plus what the aggregation has not counted yet
             seen = events + peeked if first else None
-            uncounted = self._not_yet_counted(flt, counted.marks, counted.buckets, low, high, seen, not has_more,
-                                              may_query=not counted.cached)
-            if uncounted is None:  # cached counts too old for this page to show the rest: read them again
-                counted = self._counted(flt, reader, low, high, cached=False)
-                total = counted.total
-                uncounted = self._not_yet_counted(flt, counted.marks, counted.buckets, low, high, seen, not has_more)
+            uncounted = self._not_yet_counted(flt, counted.marks, counted.buckets, low, high, seen, not has_more)
         total += sum((uncounted or {}).values())
         # `total` never contradicts what this page read (it matters where counts can trail the writes: buckets
         # from before marks, a stalled aggregation): a first page with nothing after it holds every match, and
