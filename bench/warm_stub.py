@@ -2,8 +2,8 @@
 
 Answers short-circuit botocore like Stubber does, so a handler and its raw baseline (a stubbed put_item or query
 on the same client) pay the same client-side cost (serialisation, user agent, hooks): the API key item of the
-given headers, a page of `page_size` events, and count buckets as the stream keeps them (store/counts.py), the
-block holding now with 5,000 events (at the level the reader asks for), marked as having counted the newest of them."""
+given headers, a page of `page_size` events, and counts as the aggregation keeps them (store/counts.py): the
+previous hour closed with 5,000 events, the minute before now counted, the page's events newer than that."""
 from __future__ import annotations
 
 import json
@@ -32,11 +32,12 @@ class WarmStub:
         self.item = to_item(build_event(tenant, sample))  # what a raw put_item baseline writes
         self.page = {"Items": [to_item(build_event(tenant, sample)) for _ in range(page_size)], "Count": page_size,
                      "ScannedCount": page_size}
-        # Marked as the aggregation leaves it when caught up: it has counted the newest event (store/counts.py).
-        newest = max(item["event_id"]["S"] for item in self.page["Items"])
-        self.buckets = {level: {"Items": [{"sk": {"S": counts.prefix(int(time.time() * 1000), level)}, "n": {"N": "5000"},
-                                           counts.mark_attribute(0): {"S": newest}}], "Count": 1, "ScannedCount": 1}
-                        for level in counts.LEVELS}
+        # As the aggregation leaves a busy tenant: the previous hour closed, the minutes of this one counted.
+        now = int(time.time() * 1000)
+        minute, hour = counts.floor(now, counts.MINUTE) - 60_000, counts.floor(now, counts.HOUR) - 3_600_000
+        self.recent = {"Items": [{"sk": {"S": counts.prefix(minute, counts.MINUTE)}, "all": {"N": "80"}},
+                                 {"sk": {"S": counts.prefix(hour, counts.HOUR) + counts.MARKER}}], "Count": 2, "ScannedCount": 2}
+        self.hours = {"Items": [{"sk": {"S": counts.prefix(hour, counts.HOUR)}, "n": {"N": "5000"}}], "Count": 1, "ScannedCount": 1}
         self.empty = {"Items": [], "Count": 0, "ScannedCount": 0}
         self.tenant = tenant
 
@@ -48,9 +49,10 @@ class WarmStub:
         if model.name == "Query":
             if table == self.settings.events_table:
                 return self.page
-            # The block holding now at whichever level the reader starts (from the window's length).
-            tenant, level, _ = body["ExpressionAttributeValues"][":p"]["S"].split("#", 2)
-            return self.buckets[int(level[1:])] if tenant == self.tenant and level[0] == "n" else self.empty
+            pk = body["ExpressionAttributeValues"][":p"]["S"]
+            if pk == f"{self.tenant}#mc":
+                return self.recent
+            return self.hours if pk == f"{self.tenant}#h#all" else self.empty
         return {}
 
     def _respond(self, model: Any, params: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:

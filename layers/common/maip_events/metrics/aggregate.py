@@ -33,7 +33,6 @@ from maip_events.store.tenants import TenantSettingsStore
 logger = Logger(service="maip-events")
 
 METRICS_NAMESPACE = "MAIP/Events"
-RUN_SECONDS = 20.0  # per tenant and batch; a longer backlog goes on with the next batch (Timeout: 60 s)
 
 
 class Counted(NamedTuple):  # what the closer reads of an event
@@ -52,18 +51,30 @@ def _inserted(records: list[dict[str, Any]]) -> list[tuple[str, StoredEvent]]:
 
 def handle_batch(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     inserted = _inserted(event.get("Records") or [])
+    order = {seq: i for i, (seq, _) in enumerate(inserted)}
     by_tenant: dict[str, list[tuple[str, StoredEvent]]] = {}
     for record in inserted:
         by_tenant.setdefault(record[1].tenant_id, []).append(record)
+    remaining = context.get_remaining_time_in_millis() / 1000 if hasattr(context, "get_remaining_time_in_millis") else 60.0
+    deadline = time.monotonic() + remaining * 0.75  # leaves time to answer before the function's Timeout
+    retry_from: list[str] = []  # the records Lambda must deliver again (it retries from the oldest one)
     for tenant_id, records in by_tenant.items():
+        if time.monotonic() > deadline:
+            retry_from.append(records[0][0])
+            continue
         try:
-            Closer(tenant_id).run([e for _, e in records])
+            done = Closer(tenant_id).run([e for _, e in records], deadline)
         except Exception:
             logger.exception("aggregate: counting failed; the batch is retried from this tenant's first record",
                              extra={"tenant_id": tenant_id, "records": len(records)})
-            first = min(records, key=lambda r: [s for s, _ in inserted].index(r[0]))
-            return {"batchItemFailures": [{"itemIdentifier": first[0]}]}
+            retry_from.append(records[0][0])
+            continue
+        if not done:  # a backlog longer than one invocation: this tenant's newest record brings it back
+            logger.info("aggregate: backlog left for the retry", extra={"tenant_id": tenant_id})
+            retry_from.append(records[-1][0])
     publish([e for _, e in inserted])
+    if retry_from:
+        return {"batchItemFailures": [{"itemIdentifier": min(retry_from, key=order.__getitem__)}]}
     return {"batchItemFailures": []}
 
 
@@ -79,9 +90,9 @@ class Closer:
         self.now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
         self.writer = counts.CountWriter(self.client, self.table, tenant_id)
 
-    def run(self, arrived: list[Any] = ()) -> int:
+    def run(self, arrived: list[Any] = (), deadline: float | None = None) -> bool:
         """Closes every minute that ended more than the grace ago; recounts the closed minutes that `arrived`
-        events were written into late. Returns the cursor (everything before it is counted)."""
+        events were written into late. False when `deadline` (time.monotonic()) came first: the rest is left."""
         grace = int(float(os.environ.get("MAIP_COUNT_GRACE_SECONDS", "5")) * 1000)
         closable = counts.floor(self.now_ms - grace, counts.MINUTE)
         cursor, _ = counts.cursor_of(self.client, self.table, self.tenant_id)
@@ -89,13 +100,11 @@ class Closer:
             cursor = self.tenants.tiers(self.tenant_id).hot_from(self.now_ms)
         self._recount({counts.floor(counts.event_ms(e.event_id), counts.MINUTE) for e in arrived
                        if counts.event_ms(e.event_id) < cursor}, cursor)
-        if cursor < closable:
-            cursor = self._close(cursor, closable)
-        return cursor
+        return cursor >= closable or self._close(cursor, closable, deadline)
 
-    def _close(self, start: int, end: int) -> int:
-        """Writes the minutes of [start, end) in time order, an hour's buckets once its end is passed."""
-        deadline = time.monotonic() + RUN_SECONDS
+    def _close(self, start: int, end: int, deadline: float | None) -> bool:
+        """Writes the minutes of [start, end) in time order, an hour's buckets once its end is passed; False when
+        the deadline stopped it (after a whole minute: what is written stays a prefix)."""
         minute: int | None = None
         members: list[Counted] = []
         open_hour = counts.floor(start, counts.HOUR)  # may hold minutes written by an earlier run
@@ -104,16 +113,15 @@ class Closer:
             if at != minute:
                 if minute is not None:
                     self._minute(minute, members)
-                    if time.monotonic() > deadline:
-                        logger.info("aggregate: backlog left for the next batch", extra={"tenant_id": self.tenant_id})
-                        return minute + counts.UNIT_MS[counts.MINUTE]
+                    if deadline is not None and time.monotonic() > deadline:
+                        return False
                 open_hour = self._pass_hours(open_hour, at)
                 minute, members = at, []
             members.append(event)
         if minute is not None:
             self._minute(minute, members)
         self._pass_hours(open_hour, end)
-        return end
+        return True
 
     def _pass_hours(self, open_hour: int, now: int) -> int:
         """Closes the hour `open_hour` if `now` is past it; returns the hour `now` is in."""
