@@ -141,10 +141,10 @@ def test_totals_are_exact_across_write_shards_with_part_of_them_counted(aws, mon
 
 
 def test_a_stalled_aggregation_bounds_what_a_total_counts_from_the_events(aws, monkeypatch):
-    # Given more uncounted events on a shard than a total counts from the events (2,000; 5 here)
+    # Given more uncounted events on a shard than a total counts from the events (20,000; 5 here)
     monkeypatch.setattr(events_store, "UNCOUNTED_MAX", 5)
     store = EventStore()
-    store.put_many([event("stall", i) for i in range(12)])
+    store.put_many([event("stall", -120_000 + i) for i in range(12)])  # in a minute the aggregation may close
     # Then the total trails the writes by what is beyond the bound, until the aggregation catches up
     assert store.page(EventFilter("stall"), limit=2).total == 5
     settle()
@@ -186,3 +186,29 @@ def test_a_warm_lambda_reuses_count_buckets_and_its_totals_stay_exact(aws, monke
     settle()
     assert first_page(50) == (15, 0)
     totals_are_exact(headers, created)
+
+
+def test_a_first_page_costs_three_requests_and_counts_the_newest_minute_from_what_it_read(aws):
+    from maip_events import aws as maip_aws
+
+    # Given a tenant emitting steadily: earlier minutes counted (an hour closed), 120 events since the cursor
+    store = EventStore()
+    minute = NOW.replace(second=0) - timedelta(minutes=1)
+    counted = [event("steady", int((minute - NOW).total_seconds() * 1000) - 3_600_000 + 500 * i) for i in range(240)]
+    counted += [event("steady", int((minute - NOW).total_seconds() * 1000) - 60_000 + 500 * i) for i in range(120)]
+    store.put_many(counted)
+    aggregate(store.prepare(counted))
+    newest = [event("steady", int((minute - NOW).total_seconds() * 1000) + 400 * i) for i in range(120)]
+    store.put_many(newest)
+    requests = []
+    # (Queries: the tenant's settings are a cached GetItem in a Lambda; tests read them every time)
+    maip_aws.dynamodb().meta.events.register("before-parameter-build.dynamodb.Query", lambda params, **_: requests.append(1),
+                                             unique_id="requests")
+    try:
+        # When the first page is read
+        page = store.page(EventFilter("steady"), limit=10)
+    finally:
+        maip_aws.dynamodb().meta.events.unregister("before-parameter-build.dynamodb.Query", unique_id="requests")
+    # Then the total is exact, from three requests: the minute maps, the hour buckets and one events Query
+    assert page.total == 480 and len(page.events) == 10
+    assert len(requests) == 3

@@ -299,6 +299,7 @@ class CountReader:
     def __init__(self, client: Any, table: str, tenant_id: str, dim: str, count_raw: Callable[[int, int], int]):
         self.client, self.table, self.tenant_id, self.dim, self.count_raw = client, table, tenant_id, dim, count_raw
         self.cursor: int | None = None  # everything before it is in the counts read (None: nothing read yet)
+        self.newest_rate = 0  # the dimension's count in the newest minute map read (how fast it grows)
 
     # -- the window's cover --------------------------------------------------------------------------------------
     def buckets(self, low: int, high: int | None, now: int | None = None) -> list[Bucket]:
@@ -373,7 +374,9 @@ class CountReader:
                 if start + UNIT_MS[MINUTE] <= low:  # past the window: nothing older is needed
                     frontier = start + UNIT_MS[MINUTE]
                     break
-                cursor = cursor or start + UNIT_MS[MINUTE]
+                if cursor is None:
+                    cursor = start + UNIT_MS[MINUTE]
+                    self.newest_rate = int(item.get(self.dim, {"N": "0"})["N"])
                 counts[start] += int(item.get(self.dim, {"N": "0"})["N"])
             if frontier is None and "LastEvaluatedKey" not in response:
                 frontier = min(counts, default=low)  # nothing older is counted

@@ -285,11 +285,13 @@ def _micros(moment: datetime) -> int:
 
 
 class Counted(NamedTuple):
-    """A window's count buckets, their marks (None: buckets from before marks) and whether they came from the cache."""
+    """A window's count buckets, their marks (None: nothing counted yet), whether they came from the cache, and how
+    many uncounted matches a first page should read so as to count them itself (no COUNT query)."""
 
     buckets: list[counts.Bucket]
     marks: dict[int, str] | None
     cached: bool
+    uncounted_guess: int = 0
 
     @property
     def total(self) -> int:
@@ -624,14 +626,22 @@ class EventStore:
         if cached and ttl > 0:
             hit = _COUNTED.get(key)
             if hit and hit[0] > time.monotonic() and hit[1] <= low and all(b.start >= low for b in hit[2]):
-                return Counted(hit[2], hit[3], cached=True)
+                return Counted(hit[2], hit[3], True, self._uncounted_guess(hit[4], hit[3]))
         buckets = reader.buckets(low, high, self._now_edge())
         marks = reader.counted_through(shards)
         if ttl > 0 and marks is not None and all(b.level != counts.RAW for b in buckets):
             if len(_COUNTED) >= 1024:  # bounded: a Lambda serves few windows at a time
                 _COUNTED.clear()
-            _COUNTED[key] = (time.monotonic() + ttl, low, buckets, marks)
-        return Counted(buckets, marks, cached=False)
+            _COUNTED[key] = (time.monotonic() + ttl, low, buckets, marks, reader.newest_rate)
+        return Counted(buckets, marks, False, self._uncounted_guess(reader.newest_rate, marks))
+
+    def _uncounted_guess(self, per_minute: int, marks: dict[int, str] | None) -> int:
+        """About how many matches were written since the counts' cursor, at the rate of the newest counted minute
+        (+25 %), capped at a page's worth of reading (~1 MB of items)."""
+        if not marks or not per_minute:
+            return 0
+        since = _ms(self.clock()) - counts.mark_end(next(iter(marks.values())))
+        return min(1000, per_minute * max(since, 0) * 5 // (4 * 60_000) + 8)
 
     def _not_yet_counted(self, flt: EventFilter, marks: dict[int, str] | None, buckets: list[counts.Bucket], low: int,
                          high: int | None, seen: list[ListedEvent] | None, complete: bool) -> dict[int, int]:
@@ -731,12 +741,17 @@ class EventStore:
             items = self._past_uncounted(flt, reader, counted, uncounted, low, high, offset, limit)
         elif offset:  # other filters and oldest-first offsets skip what precedes the page
             items = itertools.islice(self._merged(flt, low, high, ascending=ascending, need=offset + limit + 1), offset, None)
-        else:
-            items = self._merged(flt, low, high, ascending=ascending, need=limit + 1)
+        else:  # a first page also reads what was written since the counts' cursor, to count it without a COUNT query
+            extra = counted.uncounted_guess if first and counted is not None else 0
+            items = self._merged(flt, low, high, ascending=ascending, need=limit + 1 + extra)
         events, has_more, peeked = _take(items, limit)
         if counted is not None and uncounted is None:  # read-your-writes: plus what the aggregation has not counted yet
-            seen = events + peeked if first else None
-            uncounted = self._not_yet_counted(flt, counted.marks, counted.buckets, low, high, seen, not has_more)
+            seen, complete = (events + peeked if first else None), not has_more
+            if first and has_more and counted.uncounted_guess:
+                more = [_listed_event(ListedEvent, (item["event_id"]["S"], "", item.get("shard", _SHARD_0)["N"]))
+                        for item in itertools.islice(items, counted.uncounted_guess)]
+                seen, complete = seen + more, len(more) < counted.uncounted_guess
+            uncounted = self._not_yet_counted(flt, counted.marks, counted.buckets, low, high, seen, complete)
         total += sum((uncounted or {}).values())
         # `total` never contradicts what this page read (it matters where counts can trail the writes: buckets
         # from before marks, a stalled aggregation): a first page with nothing after it holds every match, and
@@ -754,8 +769,8 @@ class EventStore:
         return Page(events=events, total=total, offset=position, next_token=token)
 
 
-# (counters table, tenant, dimension, window end, shards) -> (deadline, window start, buckets, marks): see _counted
-_COUNTED: dict[tuple[Any, ...], tuple[float, int, list[counts.Bucket], dict[int, str]]] = {}
+# (counters table, tenant, dimension, window end, shards) -> (deadline, window start, buckets, marks, rate): see _counted
+_COUNTED: dict[tuple[Any, ...], tuple[float, int, list[counts.Bucket], dict[int, str], int]] = {}
 PAGE_MAX_BYTES = 5_000_000  # Lambda answers at most 6 MB: a page stops before ~5 MB and continues with next_token
 _quote = json.encoder.encode_basestring  # the C encoder json.dumps(str, ensure_ascii=False) uses
 
