@@ -275,7 +275,7 @@ def _row_groups(parquet: pq.ParquetFile, low: str | None, high: str | None) -> l
 
 def _unique(table: pa.Table) -> pa.Table:
     """One row per event id, sorted by id; of repeats, the one with a leaf index if any."""
-    table = table.sort_by([("event_id", "ascending"), ("leaf_index", "descending", "at_end")])
+    table = table.sort_by([("event_id", "ascending"), ("leaf_index", "descending")])  # nulls sort last
     ids = table.column("event_id").combine_chunks()
     if len(ids) < 2:
         return table
