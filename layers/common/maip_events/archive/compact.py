@@ -19,6 +19,7 @@ is only a backstop (3,660 days)."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterator
@@ -42,6 +43,7 @@ CLOSE_AFTER_MS = 15 * 60 * 1000
 SLICE_MS = 3_600_000
 RESERVE_MS = 120_000  # a run starts no new day with less time than this left (the next run goes on)
 DELETE_MAX_KEYS = 1000  # DeleteObjects' limit
+FETCH_THREADS = 16  # a day may hold thousands of parts: GETs in parallel (boto3 clients are thread-safe)
 
 
 @dataclass
@@ -124,7 +126,9 @@ class Compactor:
     def compact(self, tenant_id: str, date: str, objects: list[_Object]) -> list[str]:
         """Compacts one tenant-day; returns the keys of its day files."""
         started = time.monotonic()
-        files = [_File(o.key, pq.ParquetFile(pa.BufferReader(self._get(o.key))), o.size) for o in objects]
+        with ThreadPoolExecutor(max_workers=FETCH_THREADS) as pool:
+            bodies = list(pool.map(self._get, [o.key for o in objects]))
+        files = [_File(o.key, pq.ParquetFile(pa.BufferReader(body)), o.size) for o, body in zip(objects, bodies)]
         part_keys = {o.key for o in objects if o.is_part}
         parts, days = [f for f in files if f.key in part_keys], [f for f in files if f.key not in part_keys]
         stats = {"tenant_id": tenant_id, "date": date, "files_in": len(files), "bytes_in": sum(f.size for f in files),
