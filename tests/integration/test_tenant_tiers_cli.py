@@ -37,6 +37,12 @@ def test_a_tenant_without_settings_has_the_default_tiers(aws, capsys, monkeypatc
     assert (doc["hot_days"], doc["archive_days"]) == (60, 730)
     tiers = TenantSettingsStore().tiers("fresh")
     assert (tiers.hot.days, tiers.archive_days) == (60, 730)
+    # When only its hot days are set; Then its archive days keep following the default
+    assert run(capsys, "tenants", "set-retention", "--tenant", "fresh", "--hot-days", "9", "--json")[0] == 0
+    monkeypatch.setenv("MAIP_ARCHIVE_DAYS_DEFAULT", "800")
+    settings.reset()
+    doc = show(capsys, "fresh")
+    assert (doc["hot_days"], doc["archive_days"]) == (9, 800)
 
 
 def test_setting_both_tiers_either_one_or_the_deprecated_days(aws, capsys):

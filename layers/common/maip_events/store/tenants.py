@@ -238,7 +238,11 @@ class TenantSettingsStore:
         archive = current.archive_days if archive_days is None else archive_days
         if archive < hot:
             raise ValueError(f"archive days ({archive}) must be at least the hot days ({hot}): every hot event is also archived")
-        sets, values = ["archive_days = :a", "updated_at = :u"], {":a": {"N": str(archive)}, ":u": {"S": _stamp(moment)}}
+        # Only what is given is stored: a tier never set keeps following the deployment's default.
+        sets, values = ["updated_at = :u"], {":u": {"S": _stamp(moment)}}
+        if archive_days is not None:
+            sets.append("archive_days = :a")
+            values[":a"] = {"N": str(archive_days)}
         policy = current.retention
         if hot_days is not None:
             policy = policy.with_days(hot_days, now_ms)
