@@ -69,8 +69,12 @@ def run(context: Any = None, now: datetime | None = None) -> dict[str, int]:
     compactor = Compactor()
     done = {"days_compacted": 0, "days_expired": 0}
     for tenant_id in compactor.tenants():
-        for kind in compactor.tenant(tenant_id, moment, context):
-            done[kind] += 1
+        try:
+            for kind in compactor.tenant(tenant_id, moment, context):
+                done[kind] += 1
+        except Exception:  # noqa: BLE001 - e.g. its settings unreadable: the other tenants go on, the next run retries
+            logger.exception("archive: tenant failed", extra={"tenant_id": tenant_id})
+    logger.info("archive: compaction run", extra=done)
     return done
 
 
@@ -80,7 +84,7 @@ class Compactor:
         self.s3 = s3 or aws.client("s3")
         self.bucket = bucket or get_settings().archive_bucket
         self.integrity = integrity or IntegrityStore()
-        self.settings = tenants or TenantSettingsStore()
+        self.tenant_settings = tenants or TenantSettingsStore()
 
     # ---- listing ----------------------------------------------------------------------------------------------
 
@@ -106,7 +110,7 @@ class Compactor:
 
     def tenant(self, tenant_id: str, now: datetime, context: Any = None) -> Iterator[str]:
         now_ms = int(now.timestamp() * 1000)
-        oldest = _date(self.settings.tiers(tenant_id).visible_from(now_ms))
+        oldest = _date(self.tenant_settings.tiers(tenant_id).visible_from(now_ms))
         for date, objects in sorted(self.days(tenant_id).items()):
             if context is not None and context.get_remaining_time_in_millis() < RESERVE_MS:
                 return
@@ -135,8 +139,8 @@ class Compactor:
                  "rows_in": sum(f.parquet.metadata.num_rows for f in files)}
         if days and _adds_nothing(days, parts):  # e.g. a crash after the day files were written
             self._delete([f.key for f in parts])
-            logger.info("archive: parts already compacted, deleted", extra={**stats, "rows_out": stats["rows_in"] - sum(
-                f.parquet.metadata.num_rows for f in parts), "files_out": len(days)})
+            logger.info("archive: parts already compacted, deleted", extra={
+                **stats, "rows_out": sum(f.parquet.metadata.num_rows for f in days), "files_out": len(days)})
             return [f.key for f in days]
         numbers = [int(f.key.rsplit("day-", 1)[1].split(".")[0]) for f in days]
         out = _DayWriter(self, tenant_id, date, max(numbers) + 1 if numbers else 0)
