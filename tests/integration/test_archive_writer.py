@@ -124,6 +124,8 @@ def test_duplicated_deliveries_and_a_writer_crash_compact_to_one_row_per_event_w
         assert dispatch(batch, Ctx()) == {"batchItemFailures": []}
     # And the writer died after its PutObject but before acknowledging: the messages come back
     received = sqs.receive_message(QueueUrl=archive, MaxNumberOfMessages=10).get("Messages", [])
+    # (each delivery of ~350 KB of events was split into messages under SQS's 256 KiB)
+    assert len(received) == 4 and all(len(m["Body"].encode()) < 256 * 1024 for m in received)
     records = [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"]} for m in received]
     assert archive_writer({"Records": records}, Ctx()) == {"batchItemFailures": []}
     for m in received:
@@ -230,3 +232,21 @@ def test_a_part_that_cannot_be_written_fails_its_messages_only(archive):
     assert response == {"batchItemFailures": [{"itemIdentifier": i} for i in t1]}
     date = layout.date_of(DAY.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
     assert objects(layout.day_prefix("t1", date)) == {} and len(read_day("t2", date)) == 2
+
+
+def test_late_parts_of_a_compacted_day_are_compacted_into_it_again(archive):
+    # Given a compacted day of t1
+    first = events_at("t1", DAY, 30)
+    dispatch(stream_batch(first), Ctx())
+    drain(archive, archive_writer)
+    compact({}, CompactCtx())
+    date = layout.date_of(first[0].created_at)
+    # When a late batch arrives for it: new events, and some already compacted
+    late = events_at("t1", DAY + timedelta(hours=5), 5)
+    dispatch(stream_batch(first[:10] + late), Ctx())
+    drain(archive, archive_writer)
+    assert compact({}, CompactCtx())["days_compacted"] == 1
+    # Then the day is one new day file (numbered after the old one, which is gone) holding each event once
+    files = objects(layout.day_prefix("t1", date))
+    assert list(files) == [layout.day_key("t1", date, 1)]
+    assert [r["event_id"] for r in all_rows("t1", date)] == sorted(e.event_id for e in first + late)
