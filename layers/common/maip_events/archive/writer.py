@@ -6,18 +6,24 @@ At least once, like every queue consumer here: a group whose PutObject fails rep
 before the batch is acknowledged writes the same events again in another part. Parts may therefore repeat
 events; compaction (compact.py) keeps one row per event id and readers drop repeats until then.
 
-Why this writer costs least per event (us-east-1 list prices, 2025; ~1 KB events, one tenant at 5 events/s):
+Why this writer costs least per event (us-east-1 list prices, 2025; ~1 KB events, one tenant):
 - Amazon Data Firehose bills each record rounded up to 5 KB: 10^6 events are 4.77 GB of ingestion at $0.029/GB
   = $0.138, Parquet conversion $0.018/GB on the same = $0.086, dynamic partitioning (tenant/date prefixes)
-  $0.020/GB = at least $0.019, plus $0.005 per 1,000 objects: >= $0.24 per million events at ANY rate, before
-  what feeds it (Firehose cannot read DynamoDB Streams: a Kinesis stream, or a Lambda calling PutRecordBatch).
-- This writer rides on the dispatcher, which already reads the stream: per stream batch (~1 s, ~5 events) and
-  tenant one ~5.5 KB SQS message. 10^6 events = 200,000 SendMessageBatch requests + ~40,000 receives/deletes
-  (10 messages per call, under 64 KB) at $0.40/million = $0.096; with a 60 s batching window one invocation
-  per ~300 events: 3,334 invocations ($0.0007) of ~0.5 s at 1 GB arm64 ($0.0000133/GB-s: $0.022) and 3,334
-  PUTs at $0.005/1,000 ($0.017). About $0.14 per million, and it falls with the rate (SQS bills per 64 KB,
-  not per record: at 100 events/s ~$0.015), where Firehose's per-record price stays. Compaction adds about
-  $0.001 (one rewrite per tenant-day). S3 storage is the same Parquet either way.
+  $0.020/GB on the real 0.95 GB = $0.019, plus $0.005 per 1,000 objects (and JQ hours if it parses the keys):
+  >= $0.24 per million events at EVERY rate. It would still need a feeder (it cannot read DynamoDB Streams:
+  the dispatcher calling PutRecordBatch is the cheapest), a transform Lambda for the OCSF columns, and the
+  same deduplication (it is at least once too).
+- This writer rides on the dispatcher, and SQS bills per request of up to 64 KB, not per record: per stream
+  batch (~1 s) and tenant one message = one send, about one receive (Lambda long-polls while its 60 s window
+  fills) and a tenth of a delete batch. At 5 events/s (~5 events per message) 10^6 events are 200,000 messages
+  = ~420,000 requests at $0.40/million = $0.168; with at most two batches in flight (MaximumConcurrency 2) two
+  invocations a minute: 6,667 invocations of ~0.3 s at 1 GB arm64 ($0.0000133/GB-s) = $0.028 and 6,667 PUTs at
+  $0.005/1,000 = $0.033. About $0.23 per million: on par with Firehose at this rate. At 100 events/s (~100
+  events, 2 x 64 KB per message): 10,000 messages = ~42,000 requests ($0.017), ~360 invocations that fill 6 MB
+  ($0.010) and ~360 PUTs ($0.002): about $0.03 per million, an eighth of Firehose, and less again at 1,000/s.
+  Compaction adds about $0.001 per million (one rewrite per tenant-day). S3 storage is the same Parquet.
+  The cliff: a tenant sending less than an event per minute gets about one part (one PUT) per event until
+  compaction, as Firehose's per-partition buffers would give one object per event.
 """
 from __future__ import annotations
 
