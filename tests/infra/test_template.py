@@ -107,6 +107,11 @@ def _elf_machine(path: Path) -> int | None:
 
 
 ELF_MACHINE = {"arm64": 183, "x86_64": 62}  # EM_AARCH64, EM_X86_64
+LAMBDA_UNZIPPED_LIMIT = 262_144_000  # a function's code and all its layers, unzipped (250 MiB)
+
+
+def _tree_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and not f.is_symlink())
 
 
 def _s3_uris(template: dict[str, Any]) -> dict[str, Any]:
@@ -250,12 +255,20 @@ def test_sam_build_without_docker_builds_the_layer_and_every_function(
         assert not wrong, f"{name}: native modules not built for {arch}: {wrong[:5]}"
 
     # And every function carries its handler module, and nothing heavy (dependencies live in the layer)
+    layer_bytes = {name: _tree_bytes(build_dir / name) for name in layers}
+    defaults = template.get("Globals", {}).get("Function", {})
     for name, props in functions.items():
         module = str(props.get("Handler", "app.lambda_handler")).rsplit(".", 1)[0].replace(".", "/") + ".py"
         built = build_dir / name
         assert (built / module).is_file(), f"{name}: {module} missing from the build"
-        size = sum(f.stat().st_size for f in built.rglob("*") if f.is_file())
+        size = _tree_bytes(built)
         assert size < 1024 * 1024, f"{name}: {size} bytes built; dependencies belong in the layer"
+        # And the function with its layers stays under Lambda's 250 MB unzipped limit (pyarrow is most of it)
+        used = [ref["Ref"] for ref in [*defaults.get("Layers", []), *props.get("Layers", [])]
+                if isinstance(ref, dict) and ref.get("Ref") in layer_bytes]
+        unzipped = size + sum(layer_bytes[layer] for layer in used)
+        assert unzipped < LAMBDA_UNZIPPED_LIMIT, (
+            f"{name}: {unzipped / 1e6:.1f} MB unzipped with its layers {used} (Lambda's limit: 250 MB)")
 
 
 # --------------------------------------------------------------------------------------------------------------------

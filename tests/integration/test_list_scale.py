@@ -280,8 +280,10 @@ def _counter_expiries(aws, tenant):
     return {day: values.pop() for day, values in found.items() if len(values) == 1}
 
 
-def test_retention_hides_old_days_and_events_and_counters_share_one_expiry(aws):
-    # Given events 400, 100 and 10 days old and one from today, with the default retention (365 days)
+def test_retention_hides_old_days_and_events_and_counters_share_one_expiry(aws, monkeypatch):
+    # Given events 400, 100 and 10 days old and one from today, with a deployment default of 365 hot days
+    monkeypatch.setenv("MAIP_HOT_DAYS_DEFAULT", "365")
+    get_settings.cache_clear()
     now = [NOW]
     store = EventStore(clock=lambda: now[0])
     old = [event("r", NOW - timedelta(days=d)) for d in (400, 100, 10)] + [event("r", NOW - timedelta(seconds=5))]

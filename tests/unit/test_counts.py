@@ -87,8 +87,10 @@ def test_a_minute_is_one_catalog_map_one_agent_map_and_maps_of_its_dense_blocks(
 
 def test_retention_expiry_is_whole_days_and_visibility_follows_the_current_setting():
     day = BASE - BASE % DAY_MS
-    policy = Retention()
-    # Given the default policy: an event's TTL is the end of its UTC day + 365 days
+    # The hot tier defaults to 30 days (the archive keeps a year): no setting, no env -> 30
+    assert Retention().days == Retention().default == 30
+    policy = Retention(days=365, default=365)
+    # Given a 365-day deployment default: an event's TTL is the end of its UTC day + 365 days
     assert policy.expires_at(day + 5) == (day + DAY_MS + 365 * DAY_MS) // 1000
     # And today plus the 365 previous days are visible
     assert policy.visible_from(day + 10) == day - 365 * DAY_MS

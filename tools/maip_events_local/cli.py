@@ -67,9 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
         _common(p)
 
     tenants = sub.add_parser("tenants", help="per-tenant settings").add_subparsers(dest="action", required=True)
-    retention = tenants.add_parser("set-retention", help="days events stay listed and stored (default 365)")
+    retention = tenants.add_parser(
+        "set-retention", help="a tenant's tiers: days in DynamoDB (hot, 1-365, default 30) and listed from the S3 archive "
+                              "(hot days to 3653, default 365); either or both")
     retention.add_argument("--tenant", required=True)
-    retention.add_argument("--days", type=int, required=True)
+    retention.add_argument("--hot-days", type=int, dest="hot_days", help="days events stay in DynamoDB (their TTL); "
+                           "lowering it loses nothing, the events are in the archive")
+    retention.add_argument("--days", type=int, dest="hot_days", help="deprecated: the same as --hot-days")
+    retention.add_argument("--archive-days", type=int, help="days events stay listed (from the archive once older "
+                           "than the hot days); lowering it hides older days at once, compaction deletes them")
     write_shards = tenants.add_parser(
         "set-write-shards", help="spread a tenant's new events over N partition keys (1-64, default 1); lists keep every event")
     write_shards.add_argument("--tenant", required=True)
@@ -178,9 +184,10 @@ def tenants_set_retention(args: argparse.Namespace) -> Any:
     from maip_events.store.tenants import TenantSettingsStore
 
     validate_tenant_id(args.tenant)
-    doc = TenantSettingsStore().set_retention(args.tenant, args.days)
-    _print(args, doc, f"tenant {doc['tenant_id']}: events listed for {doc['retention_days']} days from now on; "
-                      f"new TTLs from {doc['ttl_applies_from']}")
+    doc = TenantSettingsStore().set_tiers(args.tenant, hot_days=args.hot_days, archive_days=args.archive_days)
+    ttl = f"; new TTLs from {doc['ttl_applies_from']}" if "ttl_applies_from" in doc else ""
+    _print(args, doc, f"tenant {doc['tenant_id']}: {doc['hot_days']} days in DynamoDB, {doc['archive_days']} days "
+                      f"listed from the archive{ttl}")
 
 
 @command("tenants set-write-shards")
@@ -201,9 +208,11 @@ def tenants_show(args: argparse.Namespace) -> Any:
 
     validate_tenant_id(args.tenant)
     store = TenantSettingsStore()
-    policy, shards = store.retention(args.tenant), store.shards(args.tenant)
-    _print(args, {"tenant_id": args.tenant, "retention_days": policy.days, "write_shards": shards.write, "read_shards": shards.read},
-           f"tenant {args.tenant}: retention {policy.days} days, {shards.write} write shard(s), {shards.read} read shard(s)")
+    tiers, shards = store.tiers(args.tenant), store.shards(args.tenant)
+    _print(args, {"tenant_id": args.tenant, "hot_days": tiers.hot.days, "archive_days": tiers.archive_days,
+                  "retention_days": tiers.hot.days, "write_shards": shards.write, "read_shards": shards.read},
+           f"tenant {args.tenant}: {tiers.hot.days} days hot (DynamoDB), {tiers.archive_days} days archived (S3), "
+           f"{shards.write} write shard(s), {shards.read} read shard(s)")
 
 
 @command("serve")

@@ -1,5 +1,5 @@
-"""`maip-events serve`: embedded DynamoDB (moto), tables and queues from template.yaml, the gateway and the
-stream poller, plus a ready API key for tenant `demo`."""
+"""`maip-events serve`: embedded DynamoDB (moto), tables, queues and buckets from template.yaml, the gateway, the
+stream poller and the scheduler of scheduled functions, plus a ready API key for tenant `demo`."""
 from __future__ import annotations
 
 import json
@@ -28,9 +28,9 @@ def _configure_environment(dynamodb_endpoint: str) -> None:
 
 
 def create_resources() -> None:
-    """Tables (streams and TTL on) and queues (with their dead-letter redrive) exactly as template.yaml says."""
+    """Tables (streams and TTL on), queues (with their dead-letter redrive) and buckets as template.yaml says."""
     from maip_events import aws
-    from maip_events_local.template import local_name, queue_definitions, table_definitions
+    from maip_events_local.template import bucket_names, local_name, queue_definitions, table_definitions
 
     dynamodb = aws.dynamodb()
     existing = set(dynamodb.list_tables()["TableNames"])
@@ -50,6 +50,9 @@ def create_resources() -> None:
             policy = {"deadLetterTargetArn": target["Attributes"]["QueueArn"], "maxReceiveCount": queue["max_receive_count"]}
             sqs.set_queue_attributes(QueueUrl=urls[queue["logical_id"]], Attributes={"RedrivePolicy": json.dumps(policy)})
     log.debug("created %s", [local_name(q["logical_id"]) for q in queues])
+    s3 = aws.client("s3")
+    for bucket in bucket_names():
+        s3.create_bucket(Bucket=bucket)  # idempotent for its owner in us-east-1
     create_kms_keys()
 
 
@@ -146,7 +149,7 @@ def serve(host: str = "127.0.0.1", port: int = 3000, dynamodb_port: int = 8000, 
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     from maip_events_local.gateway import Gateway
-    from maip_events_local.template import stream_consumers
+    from maip_events_local.template import scheduled_functions, stream_consumers
     from maip_events_local.workers import WorkerPool
 
     _check_port_free("127.0.0.1", dynamodb_port, "Embedded DynamoDB", "--dynamodb-port")
@@ -156,11 +159,11 @@ def serve(host: str = "127.0.0.1", port: int = 3000, dynamodb_port: int = 8000, 
         raise OSError(f"API port {host}:{port} is not available ({error.strerror}; choose another with --port, or 0)") from None
     # Handlers run in worker processes (concurrently, like Lambda containers), spawned once the environment is
     # set (they inherit it); the poller in this process feeds them stream and queue batches.
-    consumers = stream_consumers()
-    handlers = {route.function for route in gateway.routes} | {consumer.function for consumer in consumers}
+    consumers, scheduled = stream_consumers(), scheduled_functions()
+    handlers = {route.function for route in gateway.routes} | {consumer.function for consumer in consumers} | set(scheduled)
     pool = WorkerPool(preload=sorted(handlers, key=lambda f: f.logical_id))
     names = settings.get_settings()
-    embedded = poller = None
+    embedded = poller = scheduler = None
     try:
         # Writes to the keys and tenants tables bump the pool's change counter (workers cache those reads).
         embedded = EmbeddedAws(dynamodb_port, pool.changes, {names.keys_table, names.tenants_table})
@@ -178,6 +181,10 @@ def serve(host: str = "127.0.0.1", port: int = 3000, dynamodb_port: int = 8000, 
         # container), so their CPU does not compete, under one GIL, with the gateway and the poller.
         poller = StreamPoller(consumers=consumers, invoke=lambda function, event, instance=0: pool.invoke(function, event))
         poller.start()
+        from maip_events_local.schedules import Scheduler
+
+        scheduler = Scheduler(scheduled, invoke=lambda function, event: pool.invoke(function, event))
+        scheduler.start()
         url = f"http://{host}:{gateway.server_address[1]}"
         _announce(url, endpoint, key, as_json)
 
@@ -196,6 +203,8 @@ def serve(host: str = "127.0.0.1", port: int = 3000, dynamodb_port: int = 8000, 
             signal.signal(signal.SIGUSR2, lambda *_: threading.Thread(target=poller.start, daemon=True).start())
         gateway.serve_forever(poll_interval=0.2)
     finally:
+        if scheduler is not None:
+            scheduler.stop(timeout=5)
         if poller is not None:
             poller.stop()
         gateway.server_close()

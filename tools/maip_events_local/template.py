@@ -135,6 +135,11 @@ def kms_key_definitions() -> list[dict[str, Any]]:
     return keys
 
 
+def bucket_names() -> list[str]:
+    """The local name of every AWS::S3::Bucket (the env var of Globals that references it, or its default)."""
+    return [local_name(logical_id) for logical_id in _resources("AWS::S3::Bucket")]
+
+
 def _ref_target(value: Any) -> str | None:
     if isinstance(value, dict):
         if "Fn::GetAtt" in value:
@@ -249,3 +254,9 @@ def stream_consumers() -> list[Consumer]:
                 max_concurrency=int((p.get("ScalingConfig") or {}).get("MaximumConcurrency", 1)) if kind == "SQS" else 1,
             ))
     return consumers
+
+
+def scheduled_functions() -> list[Function]:
+    """Functions with a Schedule (EventBridge) event; locally each runs every MAIP_LOCAL_SCHEDULE_SECONDS."""
+    return [function for function, props in _functions()
+            if any(e.get("Type") in ("Schedule", "ScheduleV2") for e in (props.get("Events") or {}).values())]

@@ -26,6 +26,8 @@ TABLE_DEFAULTS = {
     "MAIP_QUOTA_TABLE": "maip-quotas",
     "MAIP_INTEGRITY_TABLE": "maip-integrity",  # integrity logs (maip_events.integrity)
     "MAIP_SEAL_QUEUE": "maip-seal-requests",
+    "MAIP_ARCHIVE_QUEUE": "maip-archive-events",  # the dispatcher's archive messages (maip_events.archive.writer)
+    "MAIP_ARCHIVE_BUCKET": "maip-archive",  # the S3 archive: Parquet per tenant and day (maip_events.archive.layout)
 }
 
 # Seconds between webhook attempts (jittered): 5 s, then minutes to hours, about 3 days in total.
@@ -78,6 +80,10 @@ class Settings:
     quota_table: str  # per-tenant token buckets (request quota, replay budget) and replay holds
     tenant_quota: str | None  # MAIP_TENANT_QUOTA "rps,burst": each tenant's request quota (unset = none)
     replay_budget: str  # MAIP_REPLAY_BUDGET "events per hour,burst": events a tenant may replay
+    hot_days_default: int  # MAIP_HOT_DAYS_DEFAULT: days a tenant's events stay in DynamoDB unless set (1-365)
+    archive_days_default: int  # MAIP_ARCHIVE_DAYS_DEFAULT: days they stay listed from the S3 archive unless set
+    archive_bucket: str  # MAIP_ARCHIVE_BUCKET: the archive bucket's name
+    archive_queue: str  # MAIP_ARCHIVE_QUEUE: URL or (local) name of the archive writer's queue
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -143,6 +149,10 @@ def get_settings() -> Settings:
         quota_table=_resource("MAIP_QUOTA_TABLE"),
         tenant_quota=_env("MAIP_TENANT_QUOTA"),
         replay_budget=_env("MAIP_REPLAY_BUDGET", "10000,10000"),
+        hot_days_default=int(_env("MAIP_HOT_DAYS_DEFAULT", "30")),
+        archive_days_default=int(_env("MAIP_ARCHIVE_DAYS_DEFAULT", "365")),
+        archive_bucket=_resource("MAIP_ARCHIVE_BUCKET"),
+        archive_queue=_resource("MAIP_ARCHIVE_QUEUE"),
     )
 
 

@@ -6,7 +6,8 @@ tenant's day is one prefix (tenant ids are 1-128 of [A-Za-z0-9._:-], never '/'):
 - `part-<ULID>.parquet`: written by the archive writer, one per writer batch and tenant-day. The stream is at
   least once, so parts may repeat events (and a retried batch may write a second part with the same events).
 - `day-<NNNN>.parquet`: the compacted day (written by compaction once the day is closed), events unique by id
-  and sorted by id, row groups of `ROW_GROUP_ROWS`; `NNNN` counts from 0000 when a day exceeds one file.
+  and sorted by id, row groups of `ROW_GROUP_ROWS`; `NNNN` counts from 0000 when a day exceeds one file (a day
+  compacted again because late parts arrived gets numbers above its current ones, which are then deleted).
 Readers read every file of a day and keep the first row of each event id, so a day mid-compaction (new file
 written, parts not yet deleted) or an uncompacted day still reads each event once.
 """

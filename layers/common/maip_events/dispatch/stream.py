@@ -1,6 +1,7 @@
 """The one dispatcher on the EventsTable stream (the other reader is the aggregation): each inserted event
 becomes one webhook delivery message per matching, enabled subscription of its tenant, and the batch's
-events become one log-stream batch message per matching, enabled stream (several when large). It only
+events become one log-stream batch message per matching, enabled stream (several when large), and every
+tenant's events of the batch one archive message (several when large) for the S3 archive writer. It only
 queues work; every outbound request happens in the SQS consumers (webhook delivery, log-stream delivery),
 so no receiver can slow the stream or another tenant.
 
@@ -18,6 +19,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from maip_events.archive import messages as archive_messages
 from maip_events.dispatch.ratelimit import TenantRateLimiter
 from maip_events.ids import new_id
 from maip_events.integrity import seal
@@ -55,6 +57,7 @@ class _Targets:
 class _Outbox:
     webhook: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (first record index, SQS entry)
     stream: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    archive: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
 
 
 def handle_batch(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
@@ -130,7 +133,9 @@ class Dispatcher:
     def _plan(self, accepted: list[tuple[int, StoredEvent]]) -> _Outbox:
         outbox, rate = _Outbox(), limiter()
         groups: dict[tuple[str, str], list[tuple[int, StoredEvent]]] = {}
+        tenants: dict[str, list[tuple[int, StoredEvent]]] = {}
         for index, event in accepted:
+            tenants.setdefault(event.tenant_id, []).append((index, event))
             targets = self.targets[event.tenant_id]
             for sub in targets.webhooks:
                 if matching.matches(event.event_type, sub.event_types):
@@ -147,11 +152,15 @@ class Dispatcher:
             for message in stream_queue.batches(tenant_id, stream_id, [e for _, e in members]):
                 message.not_before = rate.not_before(tenant_id, len(message.events))
                 outbox.stream.append((first, stream_queue.entry(f"s{len(outbox.stream)}", message)))
+        for tenant_id, members in tenants.items():  # every event is archived, whatever its targets
+            for archived in archive_messages.messages(tenant_id, [e for _, e in members]):
+                outbox.archive.append((members[0][0], {"Id": f"a{len(outbox.archive)}", "MessageBody": archived.body()}))
         return outbox
 
     def _send(self, outbox: _Outbox) -> int | None:
         settings, failed_at = get_settings(), None
-        for name, planned in ((settings.webhook_queue, outbox.webhook), (settings.stream_queue, outbox.stream)):
+        for name, planned in ((settings.webhook_queue, outbox.webhook), (settings.stream_queue, outbox.stream),
+                              (settings.archive_queue, outbox.archive)):
             if not planned:
                 continue
             try:

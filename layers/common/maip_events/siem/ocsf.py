@@ -72,6 +72,13 @@ def _agent_user(agent_id: str | None) -> dict[str, Any]:
     return user
 
 
+def uids(event_type: str) -> tuple[int, int]:
+    """(class_uid, type_uid) of an event type: what the archive stores beside each event."""
+    class_key, activity_id, _ = MAPPING[event_type]
+    class_uid = CLASSES[class_key][2]
+    return class_uid, class_uid * 100 + activity_id
+
+
 def to_ocsf(event: StoredEvent) -> dict[str, Any]:
     class_key, activity_id, activity_name = MAPPING[event.event_type]
     category_uid, category_name, class_uid, class_name = CLASSES[class_key]
@@ -85,7 +92,7 @@ def to_ocsf(event: StoredEvent) -> dict[str, Any]:
         "class_name": class_name,
         "activity_id": activity_id,
         "activity_name": activity_name,
-        "type_uid": class_uid * 100 + activity_id,
+        "type_uid": uids(event.event_type)[1],
         "type_name": f"{class_name}: {activity_name}",
         "severity_id": severity_id,
         "severity": severity,

@@ -1,4 +1,11 @@
-"""TenantSettingsTable: per-tenant retention and write shards, and the retention arithmetic shared by writes and reads.
+"""TenantSettingsTable: per-tenant tiers (hot retention, archive days) and write shards, and the retention
+arithmetic shared by writes and reads.
+
+Tiers: the hot tier (`retention_days`, 1-365, default MAIP_HOT_DAYS_DEFAULT = 30) is what DynamoDB keeps (the
+events' TTL) and what lists read from the table; the archive (`archive_days`, hot days..3,653, default
+MAIP_ARCHIVE_DAYS_DEFAULT = 365) holds every event in S3 (maip_events.archive) and decides what is listed at all.
+Lowering the hot days loses nothing (the events are in the archive); raising the archive days keeps what is
+still there; lowering them hides older days at once and lets compaction delete them (archive/compact.py).
 
 Retention works on whole UTC days so that an event and every count bucket of its day expire together:
 an event of day D gets `expires_at = end of D + ttl_days(D)`, where ttl_days(D) is the retention in force
@@ -27,8 +34,9 @@ from maip_events import aws, freshness
 from maip_events.settings import get_settings
 
 DAY_MS = 86_400_000
-RETENTION_DAYS_DEFAULT = 365
-RETENTION_DAYS_MAX = 3650
+RETENTION_DAYS_DEFAULT = 30  # the hot tier's default when MAIP_HOT_DAYS_DEFAULT is unset
+HOT_DAYS_MAX = 365
+RETENTION_DAYS_MAX = 3650  # longest hot retention ever allowed (before the archive): bounds the history kept
 WRITE_SHARDS_MAX = 64
 
 
@@ -36,9 +44,10 @@ WRITE_SHARDS_MAX = 64
 class Retention:
     days: int = RETENTION_DAYS_DEFAULT  # current setting: decides visibility at once
     history: tuple[tuple[int, int], ...] = field(default=())  # (first UTC day start in ms, days) ascending
+    default: int = RETENTION_DAYS_DEFAULT  # the TTL days of days before the first setting (the deployment's default)
 
     def ttl_days(self, day_ms: int) -> int:
-        days = RETENTION_DAYS_DEFAULT
+        days = self.default
         for start, value in self.history:
             if start <= day_ms:
                 days = value
@@ -60,7 +69,7 @@ class Retention:
         kept = [(s, d) for s, d in self.history if s < tomorrow]
         while len(kept) > 1 and kept[1][0] <= horizon:
             kept.pop(0)
-        return Retention(days=days, history=tuple(kept + [(tomorrow, days)]))
+        return Retention(days=days, history=tuple(kept + [(tomorrow, days)]), default=self.default)
 
 
 @lru_cache(maxsize=256)
@@ -108,6 +117,19 @@ class Shards:
     read: int = 1  # shards readers query and merge (>= every write count ever used)
 
 
+def hot_days_default() -> int:
+    return get_settings().hot_days_default
+
+
+def archive_days_default() -> int:
+    return get_settings().archive_days_default
+
+
+def _default_settings() -> "_Settings":
+    hot = hot_days_default()
+    return _Settings(Retention(days=hot, default=hot), archive_days=archive_days_default())
+
+
 @dataclass(frozen=True)
 class _Settings:
     retention: Retention
@@ -148,7 +170,7 @@ class TenantSettingsStore:
             return hit[2]
         stamped = freshness.stamp()
         item = self.client.get_item(TableName=self.table, Key={"tenant_id": {"S": tenant_id}}, ConsistentRead=True).get("Item")
-        found = _from_item(item) if item else _Settings(Retention())
+        found = _from_item(item) if item else _default_settings()
         if deadline is not None:
             if len(_cache) > 10_000:  # bounded: a Lambda serves few tenants, the local stack many
                 _cache.clear()
@@ -197,25 +219,45 @@ class TenantSettingsStore:
                 "write_shards_from": datetime.fromtimestamp(applies / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"}
 
     def set_retention(self, tenant_id: str, days: int, now: datetime | None = None) -> dict[str, Any]:
-        if not isinstance(days, int) or not 1 <= days <= RETENTION_DAYS_MAX:
-            raise ValueError(f"retention days must be an integer from 1 to {RETENTION_DAYS_MAX}")
+        """The hot tier only (kept for callers of the single-tier API)."""
+        return self.set_tiers(tenant_id, hot_days=days, now=now)
+
+    def set_tiers(self, tenant_id: str, hot_days: int | None = None, archive_days: int | None = None,
+                  now: datetime | None = None) -> dict[str, Any]:
+        """Sets the hot days (TTL from the next UTC day, visibility at once), the archive days, or both."""
+        if hot_days is None and archive_days is None:
+            raise ValueError("give the hot days, the archive days or both")
+        for name, value, high in (("hot days", hot_days, HOT_DAYS_MAX), ("archive days", archive_days, ARCHIVE_DAYS_MAX)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high):
+                raise ValueError(f"{name} must be an integer from 1 to {high}")
         moment = now or datetime.now(timezone.utc)
         now_ms = int(moment.timestamp() * 1000)
         _cache.pop((self.table, tenant_id), None)
-        policy = self.retention(tenant_id).with_days(days, now_ms)
+        current = self._settings(tenant_id)
+        hot = current.retention.days if hot_days is None else hot_days
+        archive = current.archive_days if archive_days is None else archive_days
+        if archive < hot:
+            raise ValueError(f"archive days ({archive}) must be at least the hot days ({hot}): every hot event is also archived")
+        # Only what is given is stored: a tier never set keeps following the deployment's default.
+        sets, values = ["updated_at = :u"], {":u": {"S": _stamp(moment)}}
+        if archive_days is not None:
+            sets.append("archive_days = :a")
+            values[":a"] = {"N": str(archive_days)}
+        policy = current.retention
+        if hot_days is not None:
+            policy = policy.with_days(hot_days, now_ms)
+            sets += ["retention_days = :d", "retention_history = :h"]
+            values[":d"] = {"N": str(hot_days)}
+            values[":h"] = {"L": [{"M": {"from": {"N": str(s)}, "days": {"N": str(d)}}} for s, d in policy.history]}
         # An update, not a put: the item also holds the shard settings.
-        self.client.update_item(
-            TableName=self.table, Key={"tenant_id": {"S": tenant_id}},
-            UpdateExpression="SET retention_days = :d, retention_history = :h, updated_at = :u",
-            ExpressionAttributeValues={
-                ":d": {"N": str(days)},
-                ":h": {"L": [{"M": {"from": {"N": str(s)}, "days": {"N": str(d)}}} for s, d in policy.history]},
-                ":u": {"S": _stamp(moment)},
-            },
-        )
+        self.client.update_item(TableName=self.table, Key={"tenant_id": {"S": tenant_id}},
+                                UpdateExpression="SET " + ", ".join(sets), ExpressionAttributeValues=values)
         _cache.pop((self.table, tenant_id), None)
-        return {"tenant_id": tenant_id, "retention_days": days,
-                "ttl_applies_from": datetime.fromtimestamp(policy.history[-1][0] / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        doc: dict[str, Any] = {"tenant_id": tenant_id, "hot_days": policy.days, "archive_days": archive,
+                               "retention_days": policy.days}  # retention_days: the hot days' old name
+        if hot_days is not None:
+            doc["ttl_applies_from"] = datetime.fromtimestamp(policy.history[-1][0] / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return doc
 
 
 def _stamp(moment: datetime) -> str:
@@ -227,9 +269,10 @@ def _from_item(item: dict[str, Any]) -> _Settings:
         return int(item[name]["N"]) if name in item else default
 
     history = tuple((int(e["M"]["from"]["N"]), int(e["M"]["days"]["N"])) for e in item.get("retention_history", {}).get("L", []))
+    hot = hot_days_default()
     return _Settings(
-        retention=Retention(days=number("retention_days", RETENTION_DAYS_DEFAULT), history=history),
-        archive_days=number("archive_days", ARCHIVE_DAYS_DEFAULT),
+        retention=Retention(days=number("retention_days", hot), history=history, default=hot),
+        archive_days=number("archive_days", archive_days_default()),
         write_shards=number("write_shards", 1),
         previous_write_shards=number("previous_write_shards", 1),
         write_shards_from=number("write_shards_from", 0),
