@@ -110,3 +110,15 @@ def test_schedules_parse_rate_and_cron():
     assert cost.parse_schedule("rate(1 day)") == (86400, 0.0)
     assert cost.parse_schedule("cron(15 2 * * ? *)") == (86400.0, 2 * 3600 + 15 * 60)
     assert cost.parse_schedule("cron(0 * * * ? *)") == (3600.0, 0.0)
+
+
+def test_local_indexes_are_part_of_the_table_size_for_backups():
+    lsi = {"IndexName": "by_first", "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"},
+                                                  {"AttributeName": "first", "KeyType": "RANGE"}],
+           "Projection": {"ProjectionType": "ALL"}}
+    table = cost.table_of({"TableName": "log", "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+                           "LocalSecondaryIndexes": [lsi]}, pitr=True)
+    item = {"pk": {"S": "t"}, "first": {"S": "a"}}
+    total, base = table.stored_bytes(item)
+    assert total == base == 2 * (cost.item_size(item) + 100)
+    assert table.pitr and table.ttl_attribute is None
