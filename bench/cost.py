@@ -911,14 +911,16 @@ def _set_history(tenant: str, days: int) -> str:
     days where the CLI has them (the hot tier then keeps its default), else the one retention of today's main."""
     from maip_events_local import cli
 
-    for args in (["--archive-days", str(days)], ["--days", str(days)]):
+    hot = next((str(p.get("Default")) for name, p in (_template().get("Parameters") or {}).items()
+                if "hot" in name.lower() and str(p.get("Default", "")).isdigit()), "30")
+    for args in (["--archive-days", str(days)], ["--hot-days", hot, "--archive-days", str(days)], ["--days", str(days)]):
         with redirect_stdout(io.StringIO()), _quiet_stderr():
             try:
                 if cli.main(["tenants", "set-retention", "--tenant", tenant, *args, "--json"]) == 0:
                     return " ".join(args)
             except SystemExit:
                 continue
-    raise RuntimeError("tenants set-retention accepted neither --archive-days nor --days")
+    raise RuntimeError("tenants set-retention accepted neither --archive-days (with or without --hot-days) nor --days")
 
 
 @contextmanager
