@@ -274,7 +274,7 @@ def main() -> None:
             print(f"   {batch:>6} {row['requests']:>9} {row['requests'] / batch:>10.3f} {row['written']:>14} {row['written'] / batch:>14.3f} "
                   f"{row['read']:>11} {row['read'] / batch:>11.3f} {row['wcu']:>5} {row['wcu'] / batch:>10.3f}  {row['checkpoints']:>11}  {row['by_op']}")
         print("   baseline: ingest itself is 1 PutItem of 1 item (~1 WCU) per event, unchanged: sealing is off the request path.")
-        print("   A sparse tenant is sealed at most once per MAIP_SEAL_INTERVAL_SECONDS (5 s deployed), so its worst case is one")
+        print("   A sparse tenant is sealed at most once per MAIP_SEAL_INTERVAL_SECONDS (60 s deployed), so its worst case is one")
         print("   B=1 row per 5 s; items read are the due events themselves (one consistent Query page per shard) plus head/tiles.")
 
         with tempfile.TemporaryDirectory() as folder:
