@@ -26,6 +26,7 @@ TABLE_DEFAULTS = {
     "MAIP_QUOTA_TABLE": "maip-quotas",
     "MAIP_INTEGRITY_TABLE": "maip-integrity",  # integrity logs (maip_events.integrity)
     "MAIP_SEAL_QUEUE": "maip-seal-requests",
+    "MAIP_ARCHIVE_BUCKET": "maip-events-archive",  # the S3 archive tier (maip_events.archive)
 }
 
 # Seconds between webhook attempts (jittered): 5 s, then minutes to hours, about 3 days in total.
@@ -78,6 +79,7 @@ class Settings:
     quota_table: str  # per-tenant token buckets (request quota, replay budget) and replay holds
     tenant_quota: str | None  # MAIP_TENANT_QUOTA "rps,burst": each tenant's request quota (unset = none)
     replay_budget: str  # MAIP_REPLAY_BUDGET "events per hour,burst": events a tenant may replay
+    archive_bucket: str  # MAIP_ARCHIVE_BUCKET: the S3 bucket of the archive tier (archive/layout.py)
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -143,6 +145,7 @@ def get_settings() -> Settings:
         quota_table=_resource("MAIP_QUOTA_TABLE"),
         tenant_quota=_env("MAIP_TENANT_QUOTA"),
         replay_budget=_env("MAIP_REPLAY_BUDGET", "10000,10000"),
+        archive_bucket=_resource("MAIP_ARCHIVE_BUCKET"),
     )
 
 
