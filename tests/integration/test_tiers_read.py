@@ -322,3 +322,48 @@ def test_the_ranged_read_of_a_large_file_reads_footer_and_columns_not_the_object
     assert ranges and None not in ranges
     fetched = sum(int(r.split("-")[1]) - int(r.split("=")[1].split("-")[0]) + 1 for r in ranges)
     assert fetched < size / 10, (fetched, size, ranges)
+
+
+def test_proofs_and_a_verified_export_cover_events_only_in_the_archive(log, monkeypatch, tmp_path):
+    # Given 30 sealed events of five days ago and 20 of two hours ago, archived, the hot tier then 1 day and the
+    # older ones deleted from the table (as TTL would)
+    from functions.export.app import lambda_handler as export_handler
+    from functions.integrity.app import lambda_handler as integrity_handler
+    from maip_events.integrity import signing
+    from maip_events.integrity.verify import verify_export
+    from siem_harness import make_events
+    from support import Ctx, http_event, invoke, key_headers
+    from test_integrity import dispatch_and_seal
+
+    now = datetime.now(timezone.utc)
+    old = make_events("t1", [("agent.registered", "info", "a")] * 30, start=now - timedelta(days=5))
+    recent = make_events("t1", [("session.created", "warn", "b")] * 20, start=now - timedelta(hours=2))
+    dispatch_and_seal(old + recent)
+    archive(old + recent)
+    TenantSettingsStore().set_retention("t1", 1)
+    for e in old:
+        log.delete_item(TableName=get_settings().events_table, Key=event_key("t1", e.shard, e.event_id))
+    headers = key_headers("t1", ["events:read"])
+    # When an archived event's proof is asked for
+    status, proof, _ = invoke(integrity_handler, "GET", f"/v1/observability/events/{old[5].event_id}/proof", headers=headers)
+    # Then it is proven (not gone: the archive still holds it)
+    assert status == 200 and proof["leaf_index"] == 5, proof
+    # When a window across both tiers is exported with proofs, in pages of 9 lines, and verified
+    monkeypatch.setenv("MAIP_EXPORT_MAX_EVENTS", "9")
+    get_settings.cache_clear()
+    lines, token = [], None
+    while True:
+        query = {"format": "jsonl", "proofs": "true", "from": old[10].created_at, "to": recent[14].created_at,
+                 **({"next_token": token} if token else {})}
+        response = export_handler(http_event("GET", "/v1/observability/events/export", headers=headers, query=query), Ctx())
+        assert response["statusCode"] == 200, response["body"]
+        lines += response["body"].splitlines()
+        token = response["headers"].get("X-Next-Token")
+        if not token:
+            break
+    (tmp_path / "audit.jsonl").write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    result = verify_export(tmp_path / "audit.jsonl", signing.public_jwk(), "the API's key")
+    # Then it verifies with every event present, none expired
+    assert result.ok, result.summary()
+    assert (result.events, result.expired, result.first_index, result.last_index) == (35, 0, 10, 44)
+    assert [json.loads(line)["event_id"] for line in lines[:-1]] == [e.event_id for e in (old[10:] + recent[:15])[::-1]]
