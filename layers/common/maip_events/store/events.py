@@ -13,6 +13,9 @@ cost grows neither with a tenant's history nor with its density: `total` is summ
 from the stream, store/counts.py) plus COUNT queries over at most two partial 32 ms edges, plus the matches the
 aggregation has not counted yet (above the buckets' marks: read-your-writes, _not_yet_counted), and a deep `offset`
 is found by descending bucket counts to a block entered from its nearer end. See README "Listing at scale".
+
+Tiers: the table holds the tenant's hot days; older days, up to the archive's horizon, are read from the S3 archive
+(archive/reader.py) by _merged, _count_range and get_many, as the same items, so every read above spans both.
 """
 from __future__ import annotations
 
