@@ -179,15 +179,16 @@ class ArchiveReader:
 
     # ---- one day -------------------------------------------------------------------------------------------
 
-    def _day(self, tenant_id: str, date: str, columns: list[str], expr: Any, id_low: str, id_high: str) -> "pa.Table | None":
+    def _day(self, tenant_id: str, date: str, columns: list[str], expr: Any, id_low: str, id_high: str,
+             files: list[tuple[str, int]] | None = None) -> "pa.Table | None":
         """The day's matching rows (these columns), each event once, ascending by id; None if none match."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
         tables = []
-        for key, size in self._files(tenant_id, date):
+        for key, size in self._files(tenant_id, date) if files is None else files:
             parquet = self._open(key, size)
-            groups = _groups_meeting(parquet, id_low, id_high)
+            groups = [i for i, _, _ in _groups_meeting(parquet, id_low, id_high)]
             if groups:
                 tables.append(parquet.read_row_groups(groups, columns=columns).filter(expr))
         table = pa.concat_tables(tables).sort_by("event_id") if tables else None
@@ -197,6 +198,25 @@ class ArchiveReader:
         if table.num_rows > 1:  # parts repeat events, a day mid-compaction holds them twice: keep the first row of each id
             table = table.filter(pa.concat_arrays([pa.array([True]), pc.not_equal(ids.slice(1), ids.slice(0, len(ids) - 1))]))
         return table
+
+    def _day_tables(self, tenant_id: str, date: str, expr: Any, id_low: str, id_high: str, ascending: bool) -> Iterator["pa.Table"]:
+        """The day's matching items' rows in read order (each table ascending by id). A compacted day (sorted,
+        unique, row groups not overlapping) is read one row group at a time from the end the read starts at,
+        so a page holds one row group, not the day; any other day is read at once and deduplicated."""
+        files = self._files(tenant_id, date)
+        if files and all(_compacted(key) for key, _ in files):
+            meeting = [(low, high, i, parquet) for parquet in (self._open(key, size) for key, size in files)
+                       for i, low, high in _groups_meeting(parquet, id_low, id_high)]
+            groups = sorted((g for g in meeting if g[0] is not None), key=lambda g: g[0])
+            if len(groups) == len(meeting) and all(a[1] < b[0] for a, b in zip(groups, groups[1:])):
+                for _, _, i, parquet in groups if ascending else reversed(groups):
+                    table = parquet.read_row_group(i, columns=ITEM_COLUMNS).filter(expr)
+                    if table.num_rows:
+                        yield table.sort_by("event_id")
+                return
+        table = self._day(tenant_id, date, ITEM_COLUMNS, expr, id_low, id_high, files)
+        if table is not None:
+            yield table
 
     # ---- what the store reads ------------------------------------------------------------------------------
 
@@ -215,14 +235,12 @@ class ArchiveReader:
         expr, _ = predicate(flt, id_low, id_high, after, ascending)
         days = self._days(flt.tenant_id, low_ms, high_ms)
         for date in days if ascending else reversed(days):
-            table = self._day(flt.tenant_id, date, ITEM_COLUMNS, expr, id_low, id_high)
-            if table is None:
-                continue
-            starts = range(0, table.num_rows, ROWS_PER_SLICE)
-            for start in starts if ascending else reversed(starts):
-                rows = table.slice(start, ROWS_PER_SLICE).to_pylist()
-                for row in rows if ascending else reversed(rows):
-                    yield _item(row)
+            for table in self._day_tables(flt.tenant_id, date, expr, id_low, id_high, ascending):
+                starts = range(0, table.num_rows, ROWS_PER_SLICE)
+                for start in starts if ascending else reversed(starts):
+                    rows = table.slice(start, ROWS_PER_SLICE).to_pylist()
+                    for row in rows if ascending else reversed(rows):
+                        yield _item(row)
 
     def count(self, flt: "EventFilter", low_ms: int, high_ms: int) -> int:
         """Matching events of [low_ms, high_ms), each id once: from the files' row counts for a whole compacted day
@@ -236,7 +254,7 @@ class ArchiveReader:
         for date in self._days(flt.tenant_id, low_ms, high_ms):
             files = self._files(flt.tenant_id, date)
             whole = low_ms <= _day_start(date) and _day_start(date) + DAY_MS <= high_ms
-            if unconditioned and whole and files and all(k.rsplit("/", 1)[-1].startswith("day-") for k, _ in files):
+            if unconditioned and whole and files and all(_compacted(key) for key, _ in files):
                 total += sum(self._open(key, size).metadata.num_rows for key, size in files)  # compacted: unique ids
                 continue
             table = self._day(flt.tenant_id, date, columns, expr, id_low, id_high)
@@ -261,13 +279,20 @@ class ArchiveReader:
         return [found[i] for i in event_ids if i in found]
 
 
-def _groups_meeting(parquet: Any, id_low: str, id_high: str) -> list[int]:
-    """Row groups whose event-id statistics meet [id_low, id_high] (all of them when a group has no statistics)."""
+def _compacted(key: str) -> bool:
+    return key.rsplit("/", 1)[-1].startswith("day-")
+
+
+def _groups_meeting(parquet: Any, id_low: str, id_high: str) -> list[tuple[int, str | None, str | None]]:
+    """(index, lowest id, highest id) of the row groups whose event-id statistics meet [id_low, id_high] (every
+    group without statistics, its ids None)."""
     meta = parquet.metadata
     column = parquet.schema_arrow.get_field_index("event_id")
-    found = []
+    found: list[tuple[int, str | None, str | None]] = []
     for i in range(meta.num_row_groups):
         stats = meta.row_group(i).column(column).statistics
-        if stats is None or not stats.has_min_max or (stats.min <= id_high and stats.max >= id_low):
-            found.append(i)
+        if stats is None or not stats.has_min_max:
+            found.append((i, None, None))
+        elif stats.min <= id_high and stats.max >= id_low:
+            found.append((i, stats.min, stats.max))
     return found
