@@ -44,6 +44,7 @@ def aws(monkeypatch, dynamodb_client):
         for definition in table_definitions():
             definition = {k: v for k, v in definition.items() if k != "TimeToLiveSpecification"}
             client.create_table(**definition)
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=settings.get_settings().archive_bucket)  # the archive tier
         yield client
     settings.reset()
 

@@ -20,15 +20,16 @@ def _ms(moment: datetime) -> int:
 
 
 class Expiry:
-    """Whether a sealed event expired by retention: no longer stored, or older than what the tenant's retention
-    shows (the list's own rule: DynamoDB deletes expired items lazily)."""
+    """Whether a sealed event expired by retention: stored in neither tier (EventStore.get_many reads the archive for
+    what the table no longer holds), or older than the archive's horizon (the list's own rule: the hot tier's TTL
+    and the archive's expiry both delete lazily)."""
 
     def __init__(self, events: EventStore | None = None, clock: Callable[[], datetime] | None = None):
         self.events = events or EventStore()
         self.clock = clock or (lambda: datetime.now(timezone.utc))
 
     def visible_from(self, tenant_id: str) -> int:
-        return self.events.tenants.retention(tenant_id).visible_from(_ms(self.clock()))
+        return self.events.tenants.tiers(tenant_id).visible_from(_ms(self.clock()))
 
     def expired(self, tenant_id: str, event_id: str) -> bool:
         found = self.events.get_many(tenant_id, [event_id])

@@ -13,6 +13,9 @@ cost grows neither with a tenant's history nor with its density: `total` is summ
 from the stream, store/counts.py) plus COUNT queries over at most two partial 32 ms edges, plus the matches the
 aggregation has not counted yet (above the buckets' marks: read-your-writes, _not_yet_counted), and a deep `offset`
 is found by descending bucket counts to a block entered from its nearer end. See README "Listing at scale".
+
+Tiers: the table holds the tenant's hot days; older days, up to the archive's horizon, are read from the S3 archive
+(archive/reader.py) by _merged, _count_range and get_many, as the same items, so every read above spans both.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from aws_lambda_powertools import Logger
 from ulid import ULID
 
 from maip_events import aws
+from maip_events.archive.reader import ArchiveReader
 from maip_events.catalog import EVENT_TYPES, SEVERITIES
 from maip_events.ids import EVENT_PREFIX, highest_event_id_ms, lowest_event_id_ms, parse_time
 from maip_events.models.events import StoredEvent
@@ -308,12 +312,14 @@ class WriteOutcome:
 
 class EventStore:
     def __init__(self, client: Any = None, table: str | None = None, counters_table: str | None = None,
-                 tenants: TenantSettingsStore | None = None, clock: Callable[[], datetime] | None = None):
+                 tenants: TenantSettingsStore | None = None, clock: Callable[[], datetime] | None = None,
+                 archive: ArchiveReader | None = None):
         self.client = client or aws.dynamodb()
         self.table = table or get_settings().events_table
         self.counters_table = counters_table or get_settings().counters_table  # read side (ingest-count)
         self.tenants = tenants or TenantSettingsStore(self.client)
         self.clock = clock or (lambda: datetime.now(timezone.utc))  # tests move time to check retention
+        self.archive = archive or ArchiveReader()  # the S3 tier of days older than the hot one (its client is lazy)
 
     # ---- writes ---------------------------------------------------------------------------------------
 
@@ -419,7 +425,8 @@ class EventStore:
         raise RuntimeError("keys stayed unprocessed")
 
     def get_many(self, tenant_id: str, event_ids: list[str]) -> list[StoredEvent]:
-        """The stored events with these ids, in the given order (ids no longer stored are skipped).
+        """The stored events with these ids, in the given order (ids no longer stored are skipped); ids the table no
+        longer holds (past the hot tier) are read from the archive.
 
         An id's shard depends on the write count when it was stored, so every read shard's key is tried.
         """
@@ -436,6 +443,9 @@ class EventStore:
                 request = response.get("UnprocessedKeys") or {}
                 if not request:
                     break
+        missing = [i for i in event_ids if i not in found]
+        if missing:
+            found.update((e.event_id, e) for e in map(from_item, self.archive.get_many(tenant_id, missing)))
         return [found[i] for i in event_ids if i in found]
 
     # ---- reads ----------------------------------------------------------------------------------------
@@ -451,8 +461,9 @@ class EventStore:
         return _ms(self.clock()) + 60_000
 
     def _window(self, flt: EventFilter) -> tuple[int, int | None]:
-        """[low, high) in ms: the filter's inclusive from/to (ids have ms precision), cut at the retention horizon."""
-        low = self.tenants.retention(flt.tenant_id).visible_from(_ms(self.clock()))
+        """[low, high) in ms: the filter's inclusive from/to (ids have ms precision), cut at the archive's horizon (what
+        is listed at all; older than the hot tier is read from the archive)."""
+        low = self.tenants.tiers(flt.tenant_id).visible_from(_ms(self.clock()))
         if flt.time_from:
             low = max(low, -(-_micros(flt.time_from) // 1000))
         high = _micros(flt.time_to) // 1000 + 1 if flt.time_to else None
@@ -502,10 +513,34 @@ class EventStore:
                 return
             args["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
+    def _hot_from(self, flt: EventFilter) -> int:
+        """Where the hot tier starts (ms): older days are read from the archive."""
+        return self.tenants.tiers(flt.tenant_id).hot_from(_ms(self.clock()))
+
     def _merged(self, flt: EventFilter, low: int, high: int | None, ascending: bool = False, after: str | None = None,
                 need: int | None = None) -> Iterator[dict[str, Any]]:
-        """The matching items of every partition of the plan in [low, high) (strictly past `after`), in id order,
-        fetched lazily: each partition is asked for about its share of `need` at a time."""
+        """The matching items of [low, high) (strictly past `after`), in id order, across tiers: the hot part from
+        the table, the older part from the archive (newest first: the table, then the archive), each read only when
+        the iteration reaches it."""
+        hot_from = self._hot_from(flt)
+        if low >= hot_from:
+            return self._hot(flt, low, high, ascending, after, need)
+        cold_high = hot_from if high is None else min(high, hot_from)
+        hot: Iterator[dict[str, Any]] = iter(())
+        if high is None or hot_from < high:
+            start = lowest_event_id_ms(hot_from)
+            if not after or after >= start:
+                hot = self._hot(flt, hot_from, high, ascending, after, need)
+            elif ascending:  # the cursor is still in the archive: the whole hot part follows it
+                hot = self._hot(flt, hot_from, high, ascending, None, need)
+            # (newest first with a cursor in the archive: nothing of the hot part is left)
+        cold = self.archive.items(flt, low, cold_high, ascending=ascending, after=after)  # a generator: reads on demand
+        return itertools.chain(cold, hot) if ascending else itertools.chain(hot, cold)
+
+    def _hot(self, flt: EventFilter, low: int, high: int | None, ascending: bool, after: str | None,
+             need: int | None) -> Iterator[dict[str, Any]]:
+        """The table's matching items of every partition of the plan in [low, high) (strictly past `after`), in id
+        order, fetched lazily: each partition is asked for about its share of `need` at a time."""
         plan = self._plan(flt)
         parts = plan.parts()
         page = None if need is None else (need if len(parts) == 1 else -(-need // len(parts)) + 1)
@@ -515,10 +550,18 @@ class EventStore:
         return heapq.merge(*streams, key=lambda item: item["event_id"]["S"], reverse=not ascending)
 
     def _count_range(self, flt: EventFilter, low: int, high: int | None, above: dict[int, str] | None = None) -> int:
-        """Matching events in [low, high), counted by COUNT queries (what the index holds, after the residual
-        filter); with `above`, only in its shards and only ids above the shard's given id."""
-        plan = self._plan(flt)
+        """Matching events in [low, high): the hot part by COUNT queries (what the index holds, after the residual
+        filter), the part older than the hot tier from the archive. With `above`, only hot events, only in its
+        shards and only ids above the shard's given id (the aggregation's lag is always in the hot tier)."""
+        hot_from = self._hot_from(flt)
         total = 0
+        if low < hot_from:
+            if above is None:
+                total = self.archive.count(flt, low, hot_from if high is None else min(high, hot_from))
+            low = hot_from
+            if high is not None and low >= high:
+                return total
+        plan = self._plan(flt)
         for shard, part in plan.parts():
             args = {**self._query_args(part, low, high, residual=plan.residual), "Select": "COUNT"}
             if above is not None:
