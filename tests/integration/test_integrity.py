@@ -228,9 +228,11 @@ def test_inclusion_proofs_verify_and_unknown_unsealed_or_expired_events_answer_4
     assert get(f"/v1/observability/events/{unsealed.event_id}/proof", headers)[0] == 404
     assert get(f"/v1/observability/events/{old[0].event_id}/proof", key_headers("t2", ["events:read"]))[0] == 404
     assert get(f"/v1/observability/events/{old[0].event_id}/proof", headers, tree_size=7)[0] == 404
-    # When the tenant's retention drops to 1 day
-    TenantSettingsStore().set_retention("t1", 1)
-    # Then the week-old events answer 410 gone (their leaves stay), the recent ones still prove
+    # When the tenant's hot tier drops to 1 day: the week-old events are read from the archive and still prove
+    TenantSettingsStore().set_tiers("t1", hot_days=1)
+    assert get(f"/v1/observability/events/{old[5].event_id}/proof", headers)[0] == 200
+    # When its archive days drop to 1 too: the week-old events answer 410 gone (their leaves stay)
+    TenantSettingsStore().set_tiers("t1", archive_days=1)
     status, body, _ = get(f"/v1/observability/events/{old[5].event_id}/proof", headers)
     assert status == 410 and body["error"]["code"] == "gone"
     assert get(f"/v1/observability/events/{recent[0].event_id}/proof", headers)[0] == 200

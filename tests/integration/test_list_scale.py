@@ -302,13 +302,13 @@ def test_retention_hides_old_days_and_events_and_counters_share_one_expiry(aws, 
         end_of_day = datetime.fromisoformat(day).replace(tzinfo=timezone.utc) + timedelta(days=1)
         assert stored[e.event_id].expires_at == expiries[day] == int((end_of_day + timedelta(days=365)).timestamp())
 
-    # When the tenant's retention becomes 30 days
-    TenantSettingsStore().set_retention("r", 30, now=NOW)
+    # When the tenant keeps 30 days in both tiers (lowering the hot tier alone hides nothing: test_tiers_read.py)
+    TenantSettingsStore().set_tiers("r", hot_days=30, archive_days=30, now=NOW)
     # Then older days disappear from totals and pages at once
     page = store.page(flt, limit=10)
     assert page.total == 2 and [e.event_id for e in page.events] == brute(old[2:], flt)
     assert store.page(EventFilter("r", time_from=NOW - timedelta(days=200)), limit=10).total == 2
-    # And events from the next UTC day on get a 30-day TTL, shared with their buckets
+    # And events from the next UTC day on get a 30-day TTL
     tomorrow = event("r", NOW + timedelta(days=1))
     store.put(tomorrow)
     settle()
@@ -316,7 +316,7 @@ def test_retention_hides_old_days_and_events_and_counters_share_one_expiry(aws, 
     fresh = next(e for e in store.iterate(flt) if e.event_id == tomorrow.event_id)
     assert fresh.expires_at == int(
         (datetime.fromisoformat(day).replace(tzinfo=timezone.utc) + timedelta(days=31)).timestamp())
-    # When that day's TTL has passed (moto never deletes: the horizon is computed)
+    # When that day is past the archive days (moto never deletes: the horizon is computed)
     now[0] = NOW + timedelta(days=33)
     # Then nothing of it is counted or listed
     assert store.page(flt, limit=10).total == 0 and store.count(flt) == 0

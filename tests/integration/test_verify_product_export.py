@@ -20,7 +20,7 @@ from support import Ctx, http_event, key_headers
 
 @pytest.fixture
 def sealed(log, monkeypatch):
-    """50 sealed events of t1: 30 from long ago (expired by a 1-day retention), 20 from two hours ago."""
+    """50 sealed events of t1: 30 from long ago (expired: 1 hot and 1 archive day), 20 from two hours ago."""
     from functions.dispatch.app import lambda_handler as dispatch
     from functions.seal.app import lambda_handler as seal
 
@@ -29,7 +29,7 @@ def sealed(log, monkeypatch):
                          start=datetime.now(timezone.utc) - timedelta(hours=2))
     assert dispatch(stream_batch(old + recent), Ctx())["batchItemFailures"] == []
     drain(boto3.client("sqs", region_name="us-east-1").get_queue_url(QueueName=config.seal_queue())["QueueUrl"], seal)
-    TenantSettingsStore().set_retention("t1", 1)
+    TenantSettingsStore().set_tiers("t1", hot_days=1, archive_days=1)  # gone from both tiers
     monkeypatch.setenv("MAIP_EXPORT_MAX_EVENTS", "9")
     settings.get_settings.cache_clear()
     return old, recent
