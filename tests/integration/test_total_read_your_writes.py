@@ -190,16 +190,19 @@ def test_a_warm_lambda_reuses_count_buckets_and_its_totals_stay_exact(aws, monke
 
 def test_a_first_page_costs_three_requests_and_counts_the_newest_minute_from_what_it_read(aws):
     from maip_events import aws as maip_aws
+    from maip_events.metrics.aggregate import Closer
 
-    # Given a tenant emitting steadily: earlier minutes counted (an hour closed), 120 events since the cursor
-    store = EventStore()
-    minute = NOW.replace(second=0) - timedelta(minutes=1)
-    counted = [event("steady", int((minute - NOW).total_seconds() * 1000) - 3_600_000 + 500 * i) for i in range(240)]
-    counted += [event("steady", int((minute - NOW).total_seconds() * 1000) - 60_000 + 500 * i) for i in range(120)]
-    store.put_many(counted)
-    aggregate(store.prepare(counted))
-    newest = [event("steady", int((minute - NOW).total_seconds() * 1000) + 400 * i) for i in range(120)]
-    store.put_many(newest)
+    # Given a tenant emitting 2 events/s: an hour and a minute counted (the aggregation ran at :50 of the newest
+    # minute), 100 events of the newest minute not counted yet
+    minute = (NOW - timedelta(minutes=10)).replace(second=0)
+    at = [minute - timedelta(minutes=61) + timedelta(milliseconds=500 * i) for i in range(240)]
+    at += [minute - timedelta(minutes=1) + timedelta(milliseconds=500 * i) for i in range(120)]
+    at += [minute + timedelta(milliseconds=500 * i) for i in range(100)]
+    events = [build_event("steady", EmitEventRequest(event_type="agent.registered"), t) for t in at]
+    clock = minute + timedelta(seconds=50)
+    store = EventStore(clock=lambda: clock)
+    store.put_many(events)
+    assert Closer("steady", now_ms=int(clock.timestamp() * 1000)).run()
     requests = []
     # (Queries: the tenant's settings are a cached GetItem in a Lambda; tests read them every time)
     maip_aws.dynamodb().meta.events.register("before-parameter-build.dynamodb.Query", lambda params, **_: requests.append(1),
@@ -210,5 +213,5 @@ def test_a_first_page_costs_three_requests_and_counts_the_newest_minute_from_wha
     finally:
         maip_aws.dynamodb().meta.events.unregister("before-parameter-build.dynamodb.Query", unique_id="requests")
     # Then the total is exact, from three requests: the minute maps, the hour buckets and one events Query
-    assert page.total == 480 and len(page.events) == 10
+    assert page.total == 460 and len(page.events) == 10
     assert len(requests) == 3
