@@ -1,7 +1,7 @@
 """Block arithmetic and item shapes of the counts (no AWS), and the retention policy."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from maip_events.events import build_event
 from maip_events.models.events import EmitEventRequest

@@ -29,6 +29,8 @@ agent+severity have no counts: such totals are counted from the events.
 from __future__ import annotations
 
 import hashlib
+import random
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -251,9 +253,6 @@ class CountWriter:
                 "pk": {"S": minute_pk(self.tenant_id, kind)}, "sk": {"S": hour + MARKER}, "expires_at": _number(expires_at)})
 
     def _batch_put(self, items: list[dict[str, Any]]) -> None:
-        import random
-        import time
-
         for start in range(0, len(items), 25):
             request = {self.table: [{"PutRequest": {"Item": item}} for item in items[start:start + 25]]}
             for attempt in range(10):

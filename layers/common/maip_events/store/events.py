@@ -9,13 +9,11 @@ the same TransactWriteItems). No counter is written here: counts are derived fro
 
 Reads: every shard `0 .. read_shards-1` is queried with the same key condition and the results merged newest
 first (ids are time-ordered and unique, so merging by id gives one order with no duplicates or gaps). Listing
-cost grows neither with a tenant's history nor with its density: `total` is summed from count buckets (kept
-from the stream, store/counts.py) plus COUNT queries over at most two partial 32 ms edges, plus the matches the
-aggregation has not counted yet (above the buckets' marks: read-your-writes, _not_yet_counted), and a deep `offset`
-is found by descending bucket counts to a block entered from its nearer end. See README "Listing at scale".
-
-Tiers: the table holds the tenant's hot days; older days, up to the archive's horizon, are read from the S3 archive
-(archive/reader.py) by _merged, _count_range and get_many, as the same items, so every read above spans both.
+cost grows neither with a tenant's history nor with its density: `total` is summed from counts of closed
+minutes and hours (store/counts.py) plus COUNT queries over partial minutes at explicit window edges, plus the
+matches written since the counts' cursor (read-your-writes, _not_yet_counted), and a deep `offset` is found by
+descending counts to a block entered from its nearer end. Days older than the tenant's hot tier are read from
+the S3 archive (archive/reader.py). See README "Listing at scale".
 """
 from __future__ import annotations
 
