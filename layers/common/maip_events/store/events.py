@@ -506,10 +506,29 @@ class EventStore:
             args["Limit"] = page
         while True:
             response = self.client.query(**args)
+            if part[0] is not None and response["Items"]:
+                self._add_payloads(flt.tenant_id, response["Items"])
             yield from response["Items"]
             if "LastEvaluatedKey" not in response:
                 return
             args["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def _add_payloads(self, tenant_id: str, items: list[dict[str, Any]]) -> None:
+        """Index copies hold no payload (a copy of a 1 KB event would store it again, README "Listing at scale"):
+        one BatchGetItem per 100 items of a page brings it from the table."""
+        by_id = {item["event_id"]["S"]: item for item in items}
+        keys = [event_key(tenant_id, int(item.get("shard", _SHARD_0)["N"]), event_id) for event_id, item in by_id.items()]
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {self.table: {"Keys": keys[start:start + 100], "ProjectionExpression": "event_id, payload"}}
+            for attempt in range(10):
+                response = self.client.batch_get_item(RequestItems=request)
+                for found in response.get("Responses", {}).get(self.table, []):
+                    if "payload" in found:
+                        by_id[found["event_id"]["S"]]["payload"] = found["payload"]
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(random.uniform(0, min(0.02 * 2**attempt, 1.0)))
 
     def _hot_from(self, flt: EventFilter) -> int:
         """Where the hot tier starts (ms): older days are read from the archive."""
