@@ -36,6 +36,9 @@ def aws(monkeypatch, dynamodb_client):
         monkeypatch.setenv(name, value)
     for name in ("MAIP_DYNAMODB_ENDPOINT", "MAIP_LOCAL", "MAIP_JWT_SECRET", "MAIP_JWT_JWKS_URL", "MAIP_JWT_ISSUER", "MAIP_JWT_AUDIENCE"):
         monkeypatch.delenv(name, raising=False)
+    # Fixed-date data (siem_harness.T0 = 2026-11-23 and the windows written out around it) stays in the hot tier
+    # whatever today is; tests about the tiers set them per tenant, or this default themselves.
+    monkeypatch.setenv("MAIP_HOT_DAYS_DEFAULT", "365")
     from maip_events_local.template import table_definitions
 
     with mock_aws():

@@ -25,7 +25,9 @@ def show(capsys, tenant: str) -> dict:
 
 
 def test_a_tenant_without_settings_has_the_default_tiers(aws, capsys, monkeypatch):
-    # Given no setting for tenant fresh; Then it has 30 hot days and 365 archive days
+    # Given no setting for tenant fresh, nor for the deployment; Then it has 30 hot days and 365 archive days
+    monkeypatch.delenv("MAIP_HOT_DAYS_DEFAULT", raising=False)
+    settings.reset()
     doc = show(capsys, "fresh")
     assert (doc["hot_days"], doc["archive_days"]) == (30, 365)
     # When the deployment's defaults are 60 and 730 (the template's HotDaysDefault/ArchiveDaysDefault)
