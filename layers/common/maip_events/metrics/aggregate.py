@@ -35,7 +35,7 @@ logger = Logger(service="maip-events")
 METRICS_NAMESPACE = "MAIP/Events"
 
 
-class Counted(NamedTuple):  # what the closer reads of an event
+class ClosedEvent(NamedTuple):  # what the closer reads of an event
     event_id: str
     event_type: str
     agent_id: str | None
@@ -106,7 +106,7 @@ class Closer:
         """Writes the minutes of [start, end) in time order, an hour's buckets once its end is passed; False when
         the deadline stopped it (after a whole minute: what is written stays a prefix)."""
         minute: int | None = None
-        members: list[Counted] = []
+        members: list[ClosedEvent] = []
         open_hour = counts.floor(start, counts.HOUR)  # may hold minutes written by an earlier run
         for event in self._events(start, end):
             at = counts.floor(counts.event_ms(event.event_id), counts.MINUTE)
@@ -130,7 +130,7 @@ class Closer:
             return counts.floor(now, counts.HOUR)
         return open_hour
 
-    def _minute(self, start: int, members: list[Counted]) -> None:
+    def _minute(self, start: int, members: list[ClosedEvent]) -> None:
         self.writer.minute(start, members, self.tenants.retention(self.tenant_id).expires_at(start))
 
     def _archive_expiry(self, ms: int) -> int:
@@ -149,13 +149,13 @@ class Closer:
         for hour in sorted(hours):
             self.writer.hour(hour, self._archive_expiry(hour))
 
-    def _events(self, start: int, end: int) -> Iterator[Counted]:
+    def _events(self, start: int, end: int) -> Iterator[ClosedEvent]:
         """The tenant's events of [start, end) from every read shard, oldest first (consistent reads)."""
         shards = self.tenants.shards(self.tenant_id).read
         streams = [self._shard(shard, start, end) for shard in range(shards)]
         return streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda e: e.event_id)
 
-    def _shard(self, shard: int, start: int, end: int) -> Iterator[Counted]:
+    def _shard(self, shard: int, start: int, end: int) -> Iterator[ClosedEvent]:
         args: dict[str, Any] = {
             "TableName": self.events_table, "ConsistentRead": True,
             "KeyConditionExpression": "pk = :p AND event_id BETWEEN :lo AND :hi",
@@ -168,7 +168,7 @@ class Closer:
             response = self.client.query(**args)
             for item in response.get("Items", []):
                 agent = item.get("agent_id")
-                yield Counted(item["event_id"]["S"], item["event_type"]["S"], agent["S"] if agent else None,
+                yield ClosedEvent(item["event_id"]["S"], item["event_type"]["S"], agent["S"] if agent else None,
                               item["severity"]["S"])
             if "LastEvaluatedKey" not in response:
                 return

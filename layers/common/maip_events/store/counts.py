@@ -151,14 +151,14 @@ def hour_of(created_at: str) -> str:
 
 # ---- counting one block ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Counted:
+class BlockCounts:
     """What a block of events adds to each dimension, and the raw agent ids behind the agent keys."""
 
     counts: Counter
     agents: dict[str, str]
 
     @classmethod
-    def of(cls, events: Iterable[Any]) -> "Counted":
+    def of(cls, events: Iterable[Any]) -> "BlockCounts":
         counts: Counter = Counter()
         agents: dict[str, str] = {}
         for event in events:
@@ -181,7 +181,7 @@ class CountWriter:
     def minute(self, start: int, events: list[Any], expires_at: int) -> None:
         """The maps of one closed minute (and of its dense sub-blocks), sub-blocks first."""
         self._sub_blocks(MINUTE, start, events, expires_at)
-        counted = Counted.of(events)
+        counted = BlockCounts.of(events)
         catalog = {d: n for d, n in counted.counts.items() if not is_agent_dimension(d)}
         agents = {d: n for d, n in counted.counts.items() if is_agent_dimension(d)}
         sk = prefix(start, MINUTE)
@@ -204,7 +204,7 @@ class CountWriter:
             groups[floor(event_ms(event.event_id), child)].append(event)
         for child_start, members in sorted(groups.items()):
             self._sub_blocks(child, child_start, members, expires_at)
-            item = self._map_item(sub_pk(self.tenant_id, child), prefix(child_start, child), Counted.of(members).counts,
+            item = self._map_item(sub_pk(self.tenant_id, child), prefix(child_start, child), BlockCounts.of(members).counts,
                                   expires_at)
             item["n"] = _number(len(members))
             self.client.put_item(TableName=self.table, Item=item)
