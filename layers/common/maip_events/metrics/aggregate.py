@@ -95,7 +95,7 @@ class Closer:
         events were written into late. False when `deadline` (time.monotonic()) came first: the rest is left."""
         grace = int(float(os.environ.get("MAIP_COUNT_GRACE_SECONDS", "5")) * 1000)
         closable = counts.floor(self.now_ms - grace, counts.MINUTE)
-        cursor, _ = counts.cursor_of(self.client, self.table, self.tenant_id)
+        cursor = counts.cursor_of(self.client, self.table, self.tenant_id)
         if cursor is None:  # never counted: start with the oldest day the table holds
             cursor = self.tenants.tiers(self.tenant_id).hot_from(self.now_ms)
         self._recount({counts.floor(counts.event_ms(e.event_id), counts.MINUTE) for e in arrived

@@ -514,17 +514,16 @@ def _query(client: Any, args: dict[str, Any]) -> Iterator[dict[str, Any]]:
         args["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
-def cursor_of(client: Any, table: str, tenant_id: str) -> tuple[int | None, int | None]:
-    """(cursor, end of the newest closed hour) of a tenant from its newest catalog minute map or marker."""
+def cursor_of(client: Any, table: str, tenant_id: str) -> int | None:
+    """A tenant's cursor (everything before it is counted), from its newest catalog minute map or hour marker; None
+    when nothing is counted yet."""
     response = client.query(TableName=table, ConsistentRead=True, ScanIndexForward=False, Limit=1,
                             KeyConditionExpression="pk = :p", ProjectionExpression="sk",
                             ExpressionAttributeValues={":p": {"S": minute_pk(tenant_id, False)}})
     items = response.get("Items", [])
     if not items:
-        return None, None
+        return None
     sk = items[0]["sk"]["S"]
     if sk.endswith(MARKER):
-        end = prefix_start(sk[:HOUR]) + UNIT_MS[HOUR]
-        return end, end
-    start = prefix_start(sk[:MINUTE])
-    return start + UNIT_MS[MINUTE], floor(start, HOUR)
+        return prefix_start(sk[:HOUR]) + UNIT_MS[HOUR]
+    return prefix_start(sk[:MINUTE]) + UNIT_MS[MINUTE]

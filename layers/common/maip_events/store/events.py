@@ -411,16 +411,23 @@ class EventStore:
 
     def _present(self, events: list[StoredEvent]) -> set[str]:
         """Ids of `events` that are stored (consistent reads by key)."""
-        request: dict[str, Any] = {self.table: {"Keys": [event_key(e.tenant_id, e.shard, e.event_id) for e in events],
-                                                "ConsistentRead": True, "ProjectionExpression": "event_id"}}
-        found: set[str] = set()
-        for _ in range(8):
-            response = self.client.batch_get_item(RequestItems=request)
-            found.update(item["event_id"]["S"] for item in response.get("Responses", {}).get(self.table, []))
-            request = response.get("UnprocessedKeys") or {}
-            if not request:
-                return found
-        raise RuntimeError("keys stayed unprocessed")
+        keys = [event_key(e.tenant_id, e.shard, e.event_id) for e in events]
+        return {item["event_id"]["S"] for item in self._batch_get(keys, ConsistentRead=True, ProjectionExpression="event_id")}
+
+    def _batch_get(self, keys: list[dict[str, Any]], **options: Any) -> Iterator[dict[str, Any]]:
+        """The table's items with these keys, 100 keys a BatchGetItem, unprocessed keys retried with backoff (an
+        error if some stay unprocessed: a caller never mistakes a throttled read for a missing item)."""
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {self.table: {"Keys": keys[start:start + 100], **options}}
+            for attempt in range(10):
+                response = self.client.batch_get_item(RequestItems=request)
+                yield from response.get("Responses", {}).get(self.table, [])
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(random.uniform(0, min(0.02 * 2**attempt, 1.0)))
+            else:
+                raise RuntimeError("keys stayed unprocessed")
 
     def get_many(self, tenant_id: str, event_ids: list[str]) -> list[StoredEvent]:
         """The stored events with these ids, in the given order (ids no longer stored are skipped); ids the table no
@@ -518,17 +525,9 @@ class EventStore:
         one BatchGetItem per 100 items of a page brings it from the table."""
         by_id = {item["event_id"]["S"]: item for item in items}
         keys = [event_key(tenant_id, int(item.get("shard", _SHARD_0)["N"]), event_id) for event_id, item in by_id.items()]
-        for start in range(0, len(keys), 100):
-            request: dict[str, Any] = {self.table: {"Keys": keys[start:start + 100], "ProjectionExpression": "event_id, payload"}}
-            for attempt in range(10):
-                response = self.client.batch_get_item(RequestItems=request)
-                for found in response.get("Responses", {}).get(self.table, []):
-                    if "payload" in found:
-                        by_id[found["event_id"]["S"]]["payload"] = found["payload"]
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                time.sleep(random.uniform(0, min(0.02 * 2**attempt, 1.0)))
+        for found in self._batch_get(keys, ProjectionExpression="event_id, payload"):
+            if "payload" in found:
+                by_id[found["event_id"]["S"]]["payload"] = found["payload"]
 
     def _hot_from(self, flt: EventFilter) -> int:
         """Where the hot tier starts (ms): older days are read from the archive."""
