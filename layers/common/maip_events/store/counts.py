@@ -352,38 +352,44 @@ class CountReader:
     def _recent(self, low: int, end: int) -> tuple[list[Bucket], int, int]:
         """Minute maps newest first from the hour of `end` back to the newest closed hour's marker (or past `low`):
         (their buckets, the end of that closed hour, the cursor). Hours before the marker are in hour buckets."""
+        counts: Counter = Counter()
+        cursor: int | None = None
+        for item in self._newest_first(is_agent_dimension(self.dim), end, "sk, #d"):
+            sk = item["sk"]["S"]
+            if sk.endswith(MARKER):
+                frontier = prefix_start(sk[:HOUR]) + UNIT_MS[HOUR]
+                break
+            start = prefix_start(sk[:MINUTE])
+            if start + UNIT_MS[MINUTE] <= low:  # past the window: nothing older is needed
+                frontier = start + UNIT_MS[MINUTE]
+                break
+            if cursor is None:
+                cursor = start + UNIT_MS[MINUTE]
+                self.newest_rate = int(item.get(self.dim, {"N": "0"})["N"])
+            counts[start] += int(item.get(self.dim, {"N": "0"})["N"])
+        else:
+            frontier = min(counts, default=low)  # nothing older is counted
+        recent = [Bucket(MINUTE, start, start + UNIT_MS[MINUTE], n) for start, n in counts.items()]
+        return recent, frontier, max(cursor or frontier, frontier)
+
+    def _newest_first(self, agents: bool, end: int, projection: str | None = None) -> Iterator[dict[str, Any]]:
+        """The minute partition's items (maps and hour markers) newest first from the hour of `end`, fetched a few
+        at a time: readers stop at the first marker, usually within the first page."""
         args: dict[str, Any] = {
             "TableName": self.table, "ConsistentRead": True, "ScanIndexForward": False, "Limit": 16,
             "KeyConditionExpression": "pk = :p AND sk <= :hi",
-            "ExpressionAttributeValues": {":p": {"S": minute_pk(self.tenant_id, is_agent_dimension(self.dim))},
-                                          ":hi": {"S": prefix(end - 1, HOUR) + MARKER}},
-            "ProjectionExpression": "sk, #d", "ExpressionAttributeNames": {"#d": self.dim},
+            "ExpressionAttributeValues": {":p": {"S": minute_pk(self.tenant_id, agents)}, ":hi": {"S": prefix(end - 1, HOUR) + MARKER}},
         }
-        counts: Counter = Counter()
-        frontier: int | None = None
-        cursor: int | None = None
-        while frontier is None:
+        if projection:
+            args["ProjectionExpression"] = projection
+            args["ExpressionAttributeNames"] = {"#d": self.dim}
+        while True:
             response = self.client.query(**args)
-            for item in response.get("Items", []):
-                sk = item["sk"]["S"]
-                if sk.endswith(MARKER):
-                    frontier = prefix_start(sk[:HOUR]) + UNIT_MS[HOUR]
-                    break
-                start = prefix_start(sk[:MINUTE])
-                if start + UNIT_MS[MINUTE] <= low:  # past the window: nothing older is needed
-                    frontier = start + UNIT_MS[MINUTE]
-                    break
-                if cursor is None:
-                    cursor = start + UNIT_MS[MINUTE]
-                    self.newest_rate = int(item.get(self.dim, {"N": "0"})["N"])
-                counts[start] += int(item.get(self.dim, {"N": "0"})["N"])
-            if frontier is None and "LastEvaluatedKey" not in response:
-                frontier = min(counts, default=low)  # nothing older is counted
-                break
-            args["ExclusiveStartKey"] = response.get("LastEvaluatedKey")
+            yield from response.get("Items", [])
+            if "LastEvaluatedKey" not in response:
+                return
+            args["ExclusiveStartKey"] = response["LastEvaluatedKey"]
             args["Limit"] = 64
-        recent = [Bucket(MINUTE, start, start + UNIT_MS[MINUTE], n) for start, n in counts.items()]
-        return recent, frontier, max(cursor or frontier, frontier)
 
     def _hours(self, low: int, high: int) -> list[Bucket]:
         """The dimension's hour buckets of [low, high) (both hour-aligned)."""
@@ -489,13 +495,8 @@ class CountReader:
         """The minute maps (whole items) after the newest closed hour before `end`, the cursor, and the end of that
         hour (0: none closed yet)."""
         items: list[dict[str, Any]] = []
-        args: dict[str, Any] = {
-            "TableName": self.table, "ConsistentRead": True, "ScanIndexForward": False,
-            "KeyConditionExpression": "pk = :p AND sk <= :hi",
-            "ExpressionAttributeValues": {":p": {"S": minute_pk(self.tenant_id, agents)}, ":hi": {"S": prefix(end - 1, HOUR) + MARKER}},
-        }
         cursor = 0
-        for item in _query(self.client, args):
+        for item in self._newest_first(agents, end):
             sk = item["sk"]["S"]
             if sk.endswith(MARKER):
                 frontier = prefix_start(sk[:HOUR]) + UNIT_MS[HOUR]
